@@ -1,0 +1,431 @@
+package engine
+
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// CheckIn is a client's report of who and what it is.
+type CheckIn struct {
+	ID       ClientID
+	Kind     Kind
+	Platform Platform
+	Version  Version
+}
+
+// Answer is the engine's reply to a check-in.
+type Answer struct {
+	State    State
+	Target   Version // zero when no site release names the platform
+	Lane     Lane
+	Position int // 1-based place in the queue; 0 when not queued
+	// RetryAfter tells a pending passive client when its turn is likely to
+	// come, so that it checks in again then rather than a day later.
+	RetryAfter time.Duration
+	New        bool // first check-in of this client
+}
+
+// CheckIn records a check-in: the client is online from now until
+// Disconnect. It queues an outdated client (once), completes an upgrade
+// when the client comes back with a new version, and answers the client's
+// state. A current client's check-in changes nothing durable and is the
+// hot path.
+func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
+	if !in.Kind.Valid() {
+		return Answer{}, Errorf(CodeBadKind, "unknown client kind %d", in.Kind)
+	}
+	if !in.Platform.Valid() {
+		return Answer{}, Errorf(CodeBadPlatform, "unknown platform %d", in.Platform)
+	}
+	if in.Version.IsZero() {
+		return Answer{}, Errorf(CodeBadVersion, "version 0.0.0 is not a version")
+	}
+	t := ms(now)
+	i, ok := e.byID[in.ID]
+	isNew := !ok
+	if isNew {
+		i = int32(len(e.ents))
+		e.ents = append(e.ents, entry{id: in.ID, kind: in.Kind, platform: in.Platform, ver: in.Version, state: StateCurrent})
+		e.byID[in.ID] = i
+		e.count(&e.ents[i])
+		e.markDirty(i)
+	}
+	en := &e.ents[i]
+	if en.kind != in.Kind {
+		return Answer{}, Errorf(CodeKindMismatch, "client %s enrolled as %s, checked in as %s", in.ID, en.kind, in.Kind)
+	}
+	en.lastCheckIn = t
+	changed := en.platform != in.Platform || en.ver != in.Version
+	if changed {
+		e.uncount(en)
+		en.platform, en.ver = in.Platform, in.Version
+		e.count(en)
+		e.markDirty(i)
+	}
+	e.setOnline(i, true)
+
+	switch en.state {
+	case StateUpgrading:
+		if changed {
+			// The client came back on another version: this attempt is over.
+			e.finish(t, i)
+		}
+	case StatePending:
+		if !e.outdated(en) {
+			e.dequeue(i)
+			e.setState(i, StateCurrent)
+			e.notifyCurrent(t, i)
+		}
+	case StateFailed:
+		if !e.outdated(en) {
+			delete(e.lastErr, i)
+			e.setState(i, StateCurrent)
+			e.notifyCurrent(t, i)
+		}
+	case StateCurrent:
+		if e.outdated(en) {
+			e.enqueue(t, i, LaneNormal)
+			ev := e.event(EvQueued, t, en)
+			ev.Lane, ev.Position = en.lane, e.position(en)
+			e.emit(ev)
+		}
+	}
+	en = &e.ents[i]
+	a := Answer{State: en.state, Target: e.site[en.platform], Lane: en.lane, Position: e.position(en), New: isNew}
+	if en.state == StatePending && en.kind == KindPassive {
+		a.RetryAfter = e.retryAfter(t, en, a.Position)
+	}
+	return a, nil
+}
+
+// finish ends an upgrade attempt whose client came back with a new version.
+func (e *Engine) finish(t int64, i int32) {
+	en := &e.ents[i]
+	en.finishedAt = t
+	if en.startedAt != 0 && t > en.startedAt {
+		d := float64(t-en.startedAt) / 1000
+		e.meanDur += (d - e.meanDur) / 16
+	}
+	e.done.add(t)
+	if e.outdated(en) {
+		// Upgraded, but not to what is wanted now (a newer release was
+		// published meanwhile): queue again.
+		e.setState(i, StateCurrent)
+		e.enqueue(t, i, LaneNormal)
+		return
+	}
+	en.attempts = 0
+	delete(e.lastErr, i)
+	e.setState(i, StateCurrent)
+	e.notifyCurrent(t, i)
+}
+
+// notifyCurrent publishes that a client became current and wakes the
+// consoles waiting to jump to it.
+func (e *Engine) notifyCurrent(t int64, i int32) {
+	en := &e.ents[i]
+	e.emit(e.event(EvUpgraded, t, en))
+	if ws, ok := e.waiters[i]; ok {
+		delete(e.waiters, i)
+		e.out.JumpReady = append(e.out.JumpReady, JumpReady{Client: en.id, Version: en.ver, Waiters: ws})
+		e.emit(e.event(EvJumpReady, t, en))
+	}
+}
+
+// retryAfter estimates when a pending passive client's turn comes: its
+// place divided by the slots, times the mean upgrade time, less a margin so
+// that it is back a little early rather than late. It returns at least 1s
+// and at most 24h, with ±10% jitter so that returns spread out.
+func (e *Engine) retryAfter(t int64, en *entry, pos int) time.Duration {
+	slots := float64(e.settings.MaxConcurrent)
+	wait := float64(pos-1) / slots * e.meanDur
+	if byRate := float64(pos-1) / e.settings.StartsPerSec; byRate > wait {
+		wait = byRate
+	}
+	wait *= 0.8
+	wait *= 0.9 + 0.2*e.rng.Float64()
+	d := time.Duration(wait * float64(time.Second))
+	return min(max(d, time.Second), 24*time.Hour)
+}
+
+// Disconnect marks a client offline (its connection closed, or a passive
+// client finished its check-in).
+func (e *Engine) Disconnect(now time.Time, id ClientID) error {
+	i, ok := e.byID[id]
+	if !ok {
+		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	}
+	e.setOnline(i, false)
+	return nil
+}
+
+// Progress renews the lease of an upgrade in flight.
+func (e *Engine) Progress(now time.Time, id ClientID, bytesDone uint64) error {
+	i, ok := e.byID[id]
+	if !ok {
+		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	}
+	en := &e.ents[i]
+	if en.state != StateUpgrading {
+		return Errorf(CodeNotUpgrading, "client %s is %s, not upgrading", id, en.state)
+	}
+	t := ms(now)
+	lease := e.settings.LeaseTime.Milliseconds()
+	// Renew at most four times per lease: each renewal is a durable write.
+	if nd := t + lease; nd-en.deadline >= lease/4 {
+		en.deadline = nd
+		e.leases.push(nd, i)
+		e.markDirty(i)
+	}
+	ev := e.event(EvProgress, t, en)
+	ev.Bytes = bytesDone
+	e.emit(ev)
+	return nil
+}
+
+// Fail records a failed upgrade attempt reported by the client.
+func (e *Engine) Fail(now time.Time, id ClientID, reason string) error {
+	i, ok := e.byID[id]
+	if !ok {
+		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	}
+	if e.ents[i].state != StateUpgrading {
+		return Errorf(CodeNotUpgrading, "client %s is %s, not upgrading", id, e.ents[i].state)
+	}
+	e.failAttempt(ms(now), i, reason)
+	return nil
+}
+
+// failAttempt frees the slot of a failed attempt at once and either
+// schedules a retry with backoff or, past the limit, marks the client failed.
+func (e *Engine) failAttempt(t int64, i int32, reason string) {
+	en := &e.ents[i]
+	e.lastErr[i] = truncate(reason, 256)
+	en.finishedAt = t
+	if int(en.attempts) >= e.settings.RetryLimit {
+		e.setState(i, StateFailed)
+		ev := e.event(EvFailed, t, en)
+		ev.Error = e.lastErr[i]
+		e.emit(ev)
+		return
+	}
+	d := e.backoff(int(en.attempts))
+	en.deadline = t + d.Milliseconds()
+	en.flags |= flagDelayed
+	l := LaneNormal
+	if _, jumped := e.waiters[i]; jumped {
+		l = LaneJump
+	}
+	e.enqueue(t, i, l)
+	e.delayed.push(en.deadline, i)
+	ev := e.event(EvRetryScheduled, t, en)
+	ev.Error = e.lastErr[i]
+	ev.Lane = en.lane
+	e.emit(ev)
+}
+
+// backoff is RetryBase·2^(attempt-1), capped at RetryMax, with equal jitter
+// (half fixed, half random) so that a burst of failures does not come back
+// as a burst.
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.settings.RetryBase
+	for k := 1; k < attempt && d < e.settings.RetryMax; k++ {
+		d *= 2
+	}
+	d = min(d, e.settings.RetryMax)
+	half := d / 2
+	return half + time.Duration(e.rng.Int64N(int64(half)+1))
+}
+
+// JumpResult is the answer to a console's jump attempt.
+type JumpResult uint8
+
+const (
+	JumpAllowed        JumpResult = 1 // current and online: go ahead
+	JumpUpgradePending JumpResult = 2 // outdated: refused; now at the front of the queue
+	JumpOffline        JumpResult = 3 // current but not connected
+)
+
+func (r JumpResult) String() string {
+	switch r {
+	case JumpAllowed:
+		return "allowed"
+	case JumpUpgradePending:
+		return "upgrade_pending"
+	case JumpOffline:
+		return "offline"
+	}
+	return "unknown"
+}
+
+// MarshalText names the result in JSON.
+func (r JumpResult) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// JumpAnswer is what a console is told.
+type JumpAnswer struct {
+	Result   JumpResult
+	State    State
+	Lane     Lane
+	Position int
+	Version  Version
+	Target   Version
+}
+
+// Jump handles a console's attempt to jump to a client. An outdated client
+// is never jumpable: the attempt is refused with "upgrade pending" and the
+// client moves to the jump lane (ahead of every normal entry, FIFO among
+// jumps). waiter (non-zero) is told through Output.JumpReady when the client
+// becomes current.
+func (e *Engine) Jump(now time.Time, id ClientID, waiter uint64) (JumpAnswer, error) {
+	i, ok := e.byID[id]
+	if !ok {
+		return JumpAnswer{}, Errorf(CodeUnknownClient, "unknown client %s", id)
+	}
+	t := ms(now)
+	en := &e.ents[i]
+	if en.state == StateCurrent && !e.outdated(en) {
+		r := JumpOffline
+		if en.flags&flagOnline != 0 {
+			r = JumpAllowed
+		}
+		return JumpAnswer{Result: r, State: en.state, Version: en.ver, Target: e.site[en.platform]}, nil
+	}
+	switch en.state {
+	case StateCurrent: // outdated, not yet seen since the release
+		e.enqueue(t, i, LaneJump)
+	case StateFailed:
+		en.attempts = 0
+		delete(e.lastErr, i)
+		e.enqueue(t, i, LaneJump)
+	case StatePending:
+		if en.lane != LaneJump {
+			delayed := en.flags & flagDelayed
+			e.dequeue(i)
+			en.flags |= delayed
+			e.enqueue(t, i, LaneJump)
+		}
+	}
+	if waiter != 0 {
+		ws := e.waiters[i]
+		if len(ws) < e.cfg.MaxJumpWaiters {
+			e.waiters[i] = append(ws, waiter)
+		}
+	}
+	en = &e.ents[i]
+	ev := e.event(EvJumpRequested, t, en)
+	ev.Lane, ev.Position = en.lane, e.position(en)
+	e.emit(ev)
+	return JumpAnswer{Result: JumpUpgradePending, State: en.state, Lane: en.lane, Position: ev.Position,
+		Version: en.ver, Target: e.site[en.platform]}, nil
+}
+
+// SetSettings replaces the settings. Lowering MaxConcurrent cancels nothing:
+// no upgrade starts until in-flight falls below the new value.
+func (e *Engine) SetSettings(now time.Time, s Settings) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	e.settings = s
+	e.lim.SetLimitAt(now, rate.Limit(s.StartsPerSec))
+	e.lim.SetBurstAt(now, s.StartBurst)
+	e.putMeta(MetaSettings, s)
+	e.emit(Event{Type: EvSettingsChanged, At: now, Settings: &s})
+	return nil
+}
+
+// Meta names under which the engine persists its metadata.
+const (
+	MetaSettings = "settings"
+	MetaReleases = "releases"
+)
+
+func (e *Engine) putMeta(name string, v any) {
+	if e.out.Meta == nil {
+		e.out.Meta = make(map[string]any)
+	}
+	e.out.Meta[name] = v
+}
+
+// PublishRelease installs a release. A site release sets new targets; the
+// fleet is not rewritten: clients are queued at their next check-in, and
+// online ones are found by a sweep that examines SweepBatch clients per
+// tick. A base-software release changes nothing for clients.
+func (e *Engine) PublishRelease(now time.Time, r Release) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	found := r.Requires == ""
+	for _, old := range e.releases {
+		if old.ID == r.ID {
+			return Errorf(CodeDuplicateRelease, "release %s is already installed", r.ID)
+		}
+		if old.ID == r.Requires {
+			found = true
+		}
+	}
+	if !found {
+		return Errorf(CodeDependencyMissing, "release %s requires %s, which is not installed", r.ID, r.Requires)
+	}
+	r.PublishedAt = now.UTC()
+	e.releases = append(e.releases, r)
+	e.applyRelease(&r)
+	if r.Kind == ReleaseSite {
+		e.sweepAt = 0
+	}
+	e.putMeta(MetaReleases, e.releases)
+	e.emit(Event{Type: EvReleasePublished, At: now, Release: r.ID})
+	return nil
+}
+
+func (e *Engine) applyRelease(r *Release) {
+	if r.Kind != ReleaseSite {
+		return
+	}
+	// Re-key the current-version histogram is unnecessary: it is keyed by
+	// version, and staleness is judged against the target when read.
+	for _, t := range r.Targets {
+		e.site[t.Platform] = t.Version
+		e.siteRel[t.Platform] = r.ID
+	}
+}
+
+// Retry gives a failed client a fresh set of attempts.
+func (e *Engine) Retry(now time.Time, id ClientID) error {
+	i, ok := e.byID[id]
+	if !ok {
+		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	}
+	if e.ents[i].state != StateFailed {
+		return Errorf(CodeBadRequest, "client %s is %s, not failed", id, e.ents[i].state)
+	}
+	e.retry(ms(now), i)
+	return nil
+}
+
+func (e *Engine) retry(t int64, i int32) {
+	en := &e.ents[i]
+	en.attempts = 0
+	delete(e.lastErr, i)
+	if e.outdated(en) {
+		e.enqueue(t, i, LaneNormal)
+	} else {
+		e.setState(i, StateCurrent)
+	}
+	e.emit(e.event(EvRetried, t, &e.ents[i]))
+}
+
+// RetryFailed retries up to limit failed clients and returns how many.
+func (e *Engine) RetryFailed(now time.Time, limit int) int {
+	t, n := ms(now), 0
+	for i := range e.ents {
+		if n >= limit {
+			break
+		}
+		if e.ents[i].state == StateFailed {
+			e.retry(t, int32(i))
+			n++
+		}
+	}
+	return n
+}
