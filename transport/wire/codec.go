@@ -171,7 +171,7 @@ func (d *dec) platform() Platform {
 	return p
 }
 
-// enum fails with bad_frame unless ok; ok is computed by the caller.
+// check fails with bad_frame unless ok (enum ranges, magic, limits).
 func (d *dec) check(ok bool, msg string) {
 	if d.err == nil && !ok {
 		d.fail(CodeBadFrame, msg)

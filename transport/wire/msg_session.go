@@ -45,8 +45,8 @@ func (m *Hello) Unmarshal(p []byte) error {
 
 // Negotiate picks the highest version both sides support and the frame
 // limit both use, or returns unsupported_version. srvMaxFrame is the
-// server's own limit.
-func (m *Hello) Negotiate(srvMin, srvMax uint16, srvMaxFrame uint32) (version uint16, maxFrame uint32, err *Error) {
+// server's own limit. The error is an *Error ready to send.
+func (m *Hello) Negotiate(srvMin, srvMax uint16, srvMaxFrame uint32) (version uint16, maxFrame uint32, err error) {
 	hi := min(m.MaxVersion, srvMax)
 	if hi < max(m.MinVersion, srvMin) {
 		return 0, 0, newErr(CodeUnsupportedVer, "no common protocol version: server speaks "+
@@ -127,7 +127,7 @@ func (m *RetryLater) Unmarshal(p []byte) error {
 	return d.finish()
 }
 
-// empty is the shared codec of messages without fields.
+// unmarshalEmpty decodes every message without fields.
 func unmarshalEmpty(p []byte) error {
 	if len(p) != 0 {
 		return newErr(CodeBadFrame, "trailing bytes")

@@ -112,7 +112,7 @@ func TestNegotiate(t *testing.T) {
 		t.Fatalf("got v%d max %d err %v", v, max, err)
 	}
 	h = &Hello{Magic: Magic, MinVersion: 2, MaxVersion: 3, Role: KindActive, MaxFrame: PreHelloMaxFrame}
-	if _, _, err := h.Negotiate(1, 1, DefaultMaxFrame); err == nil || err.Code != CodeUnsupportedVer {
+	if _, _, err := h.Negotiate(1, 1, DefaultMaxFrame); CodeOf(err) != CodeUnsupportedVer {
 		t.Fatalf("want unsupported_version, got %v", err)
 	}
 }
