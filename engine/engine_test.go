@@ -1,0 +1,349 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+var (
+	t0   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	vOld = Version{24, 1, 0, 100}
+	vNew = Version{24, 2, 0, 200}
+)
+
+func id(n int) ClientID {
+	var c ClientID
+	c[0], c[1], c[15] = byte(n>>8), byte(n), 7
+	return c
+}
+
+// newTestEngine returns an engine with a published site release targeting
+// vNew on windows-x64 and settings tuned so that tokens never bind.
+func newTestEngine(t testing.TB, change func(*Settings)) *Engine {
+	t.Helper()
+	s := DefaultSettings()
+	s.MaxConcurrent = 2
+	s.StartsPerSec = 1000
+	s.StartBurst = 1000
+	if change != nil {
+		change(&s)
+	}
+	e, err := New(Config{Settings: s, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PublishRelease(t0, Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.TakeOutput(nil)
+	return e
+}
+
+func checkIn(t testing.TB, e *Engine, now time.Time, n int, kind Kind, v Version) Answer {
+	t.Helper()
+	a, err := e.CheckIn(now, CheckIn{ID: id(n), Kind: kind, Platform: PlatformWindowsX64, Version: v})
+	if err != nil {
+		t.Fatalf("check-in %d: %v", n, err)
+	}
+	if err := e.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// turn ticks and returns the ids dispatched.
+func turn(t testing.TB, e *Engine, now time.Time) []ClientID {
+	t.Helper()
+	e.Tick(now)
+	out, err := e.TakeOutput(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []ClientID
+	for _, d := range out.Dispatches {
+		ids = append(ids, d.Client)
+	}
+	return ids
+}
+
+func TestQueuedOnceAndFIFO(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	for n := 1; n <= 3; n++ {
+		a := checkIn(t, e, t0, n, KindActive, vOld)
+		if a.State != StatePending || a.Position != n {
+			t.Fatalf("client %d: %+v, want pending at %d", n, a, n)
+		}
+	}
+	// A second check-in does not queue twice.
+	if a := checkIn(t, e, t0, 2, KindActive, vOld); a.Position != 2 {
+		t.Fatalf("re-check-in moved the client: %+v", a)
+	}
+	if got := turn(t, e, t0); len(got) != 1 || got[0] != id(1) {
+		t.Fatalf("dispatched %v, want client 1 only", got)
+	}
+	if a := checkIn(t, e, t0.Add(time.Minute), 1, KindActive, vNew); a.State != StateCurrent {
+		t.Fatalf("upgraded client is %v", a.State)
+	}
+	if got := turn(t, e, t0.Add(time.Minute)); len(got) != 1 || got[0] != id(2) {
+		t.Fatalf("dispatched %v, want client 2 (FIFO)", got)
+	}
+}
+
+func TestJumpLaneFirst(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	for n := 1; n <= 4; n++ {
+		checkIn(t, e, t0, n, KindActive, vOld)
+	}
+	turn(t, e, t0) // client 1 takes the only slot
+	for _, n := range []int{4, 3} {
+		a, err := e.Jump(t0, id(n), uint64(n))
+		if err != nil || a.Result != JumpUpgradePending || a.Lane != LaneJump {
+			t.Fatalf("jump %d: %+v %v", n, a, err)
+		}
+	}
+	if a, _ := e.Jump(t0, id(3), 33); a.Position != 2 {
+		t.Fatalf("client 3 jumped second, position %d, want 2", a.Position)
+	}
+	if c, _ := e.Client(id(2)); c.Position != 3 {
+		t.Fatalf("normal client 2 at %d, want 3 (behind two jumps)", c.Position)
+	}
+	want := []int{4, 3, 2}
+	cur := 1
+	var ready []uint64
+	for k, n := range want {
+		now := t0.Add(time.Duration(k+1) * time.Minute)
+		checkIn(t, e, now, cur, KindActive, vNew)
+		for _, r := range e.out.JumpReady {
+			ready = append(ready, r.Waiters...)
+		}
+		got := turn(t, e, now)
+		if len(got) != 1 || got[0] != id(n) {
+			t.Fatalf("step %d: dispatched %v, want %d", k, got, n)
+		}
+		cur = n
+	}
+	// Finishing 4 woke its console; finishing 3 wakes both of its
+	// consoles; client 2 was never jumped.
+	checkIn(t, e, t0.Add(time.Hour), 3, KindActive, vNew)
+	for _, r := range e.out.JumpReady {
+		ready = append(ready, r.Waiters...)
+	}
+	if len(ready) != 3 || ready[0] != 4 {
+		t.Fatalf("jump-ready waiters %v, want [4 3 33]", ready)
+	}
+	if a, _ := e.Jump(t0.Add(time.Hour), id(3), 0); a.Result != JumpAllowed {
+		t.Fatalf("jump to current online client: %v", a.Result)
+	}
+	_ = e.Disconnect(t0.Add(time.Hour), id(3))
+	if a, _ := e.Jump(t0.Add(time.Hour), id(3), 0); a.Result != JumpOffline {
+		t.Fatalf("jump to current offline client: %v", a.Result)
+	}
+}
+
+func TestOutdatedNeverJumpable(t *testing.T) {
+	// A client on an old version that has not checked in since the
+	// release is outdated: a jump queues it rather than allowing it.
+	s := DefaultSettings()
+	e, _ := New(Config{Settings: s})
+	checkIn(t, e, t0, 1, KindActive, vOld) // no release yet: current
+	if a, _ := e.Jump(t0, id(1), 0); a.Result != JumpAllowed {
+		t.Fatalf("before any release: %v", a.Result)
+	}
+	_ = e.PublishRelease(t0, Release{ID: "r", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}})
+	if a, _ := e.Jump(t0, id(1), 0); a.Result != JumpUpgradePending || a.Position != 1 {
+		t.Fatalf("after the release: %+v", a)
+	}
+	if err := e.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBaseReleaseChangesNothing(t *testing.T) {
+	e := newTestEngine(t, nil)
+	checkIn(t, e, t0, 1, KindActive, vNew)
+	if err := e.PublishRelease(t0, Release{ID: "base-7", Kind: ReleaseBase}); err != nil {
+		t.Fatal(err)
+	}
+	if a := checkIn(t, e, t0, 1, KindActive, vNew); a.State != StateCurrent {
+		t.Fatalf("base release made the client %v", a.State)
+	}
+	err := e.PublishRelease(t0, Release{ID: "r3", Kind: ReleaseSite, Requires: "base-8",
+		Targets: []Target{{Platform: PlatformWindowsX64, Version: Version{25, 0, 0, 1}}}})
+	if CodeOf(err) != CodeDependencyMissing {
+		t.Fatalf("missing dependency: %v", err)
+	}
+	if e.Target(PlatformWindowsX64) != vNew {
+		t.Fatal("refused release changed the target")
+	}
+}
+
+func TestMaxConcurrentLowered(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 3 })
+	for n := 1; n <= 6; n++ {
+		checkIn(t, e, t0, n, KindActive, vOld)
+	}
+	if got := turn(t, e, t0); len(got) != 3 {
+		t.Fatalf("started %d, want 3", len(got))
+	}
+	s := e.Settings()
+	s.MaxConcurrent = 1
+	if err := e.SetSettings(t0, s); err != nil {
+		t.Fatal(err)
+	}
+	if e.InFlight() != 3 {
+		t.Fatal("lowering max_concurrent cancelled upgrades")
+	}
+	checkIn(t, e, t0.Add(time.Minute), 1, KindActive, vNew)
+	checkIn(t, e, t0.Add(time.Minute), 2, KindActive, vNew)
+	if got := turn(t, e, t0.Add(time.Minute)); len(got) != 0 {
+		t.Fatalf("started %v with 1 in flight and max 1", got)
+	}
+	checkIn(t, e, t0.Add(2*time.Minute), 3, KindActive, vNew)
+	if got := turn(t, e, t0.Add(2*time.Minute)); len(got) != 1 {
+		t.Fatalf("started %v, want 1", got)
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.Paused = true })
+	checkIn(t, e, t0, 1, KindActive, vOld)
+	if got := turn(t, e, t0); len(got) != 0 {
+		t.Fatal("paused engine started an upgrade")
+	}
+	s := e.Settings()
+	s.Paused = false
+	_ = e.SetSettings(t0, s)
+	if got := turn(t, e, t0); len(got) != 1 {
+		t.Fatal("resumed engine did not start the upgrade")
+	}
+}
+
+func TestLeaseExpiryRetryThenFailed(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) {
+		s.LeaseTime = time.Minute
+		s.RetryLimit = 2
+		s.RetryBase = 10 * time.Second
+		s.RetryMax = 10 * time.Second
+	})
+	checkIn(t, e, t0, 1, KindActive, vOld)
+	if got := turn(t, e, t0); len(got) != 1 {
+		t.Fatal("not started")
+	}
+	// Progress renews the lease.
+	if err := e.Progress(t0.Add(50*time.Second), id(1), 100); err != nil {
+		t.Fatal(err)
+	}
+	turn(t, e, t0.Add(70*time.Second))
+	if c, _ := e.Client(id(1)); c.State != StateUpgrading {
+		t.Fatalf("lease expired despite progress: %v", c.State)
+	}
+	now := t0.Add(111 * time.Second)
+	turn(t, e, now)
+	c, _ := e.Client(id(1))
+	if c.State != StatePending || c.RetryAt.IsZero() || e.InFlight() != 0 {
+		t.Fatalf("after lease expiry: %+v in flight %d", c, e.InFlight())
+	}
+	if d := c.RetryAt.Sub(now); d < 5*time.Second || d > 10*time.Second {
+		t.Fatalf("backoff %v outside [5s,10s]", d)
+	}
+	if got := turn(t, e, now.Add(4*time.Second)); len(got) != 0 {
+		t.Fatal("retried before its backoff")
+	}
+	next, ok := e.NextDeadline(now.Add(4 * time.Second))
+	if !ok || next.After(c.RetryAt.Add(time.Millisecond)) {
+		t.Fatalf("next deadline %v, want by %v", next, c.RetryAt)
+	}
+	if got := turn(t, e, c.RetryAt); len(got) != 1 {
+		t.Fatal("not retried after backoff")
+	}
+	if err := e.Fail(c.RetryAt.Add(time.Second), id(1), "disk full"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = e.Client(id(1))
+	if c.State != StateFailed || c.LastError != "disk full" {
+		t.Fatalf("after the last attempt: %+v", c)
+	}
+	if err := e.Retry(now, id(1)); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := e.Client(id(1)); c.State != StatePending || c.Attempts != 0 {
+		t.Fatalf("after admin retry: %+v", c)
+	}
+}
+
+func TestStartRatePaces(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) {
+		s.MaxConcurrent = 100
+		s.StartsPerSec = 2
+		s.StartBurst = 1
+	})
+	for n := 1; n <= 10; n++ {
+		checkIn(t, e, t0, n, KindActive, vOld)
+	}
+	started := len(turn(t, e, t0))
+	for k := 1; k <= 8; k++ {
+		started += len(turn(t, e, t0.Add(time.Duration(k)*500*time.Millisecond)))
+	}
+	if started != 9 {
+		t.Fatalf("started %d in 4s at 2/s with burst 1, want 9", started)
+	}
+}
+
+func TestBadInputNothingApplied(t *testing.T) {
+	e := newTestEngine(t, nil)
+	checkIn(t, e, t0, 1, KindActive, vOld)
+	before := e.Status(t0)
+	cases := []struct {
+		name string
+		err  error
+		code Code
+	}{
+		{"kind", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: 9, Platform: PlatformLinuxX64, Version: vOld}); return err }(), CodeBadKind},
+		{"platform", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: KindActive, Platform: 0, Version: vOld}); return err }(), CodeBadPlatform},
+		{"version", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: KindActive, Platform: PlatformLinuxX64}); return err }(), CodeBadVersion},
+		{"kind change", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(1), Kind: KindPassive, Platform: PlatformWindowsX64, Version: vNew}); return err }(), CodeKindMismatch},
+		{"max 0", func() error { s := e.Settings(); s.MaxConcurrent = 0; return e.SetSettings(t0, s) }(), CodeBadSetting},
+		{"max -1", func() error { s := e.Settings(); s.MaxConcurrent = -1; return e.SetSettings(t0, s) }(), CodeBadSetting},
+		{"platform in release", e.PublishRelease(t0, Release{ID: "x", Kind: ReleaseSite, Targets: []Target{{Platform: 42, Version: vNew}}}), CodeBadPlatform},
+		{"duplicate release", e.PublishRelease(t0, Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformLinuxX64, Version: vNew}}}), CodeDuplicateRelease},
+		{"unknown client jump", func() error { _, err := e.Jump(t0, id(99), 0); return err }(), CodeUnknownClient},
+		{"progress not upgrading", e.Progress(t0, id(1), 1), CodeNotUpgrading},
+	}
+	for _, c := range cases {
+		var ee *Error
+		if !errors.As(c.err, &ee) || ee.Code != c.code {
+			t.Errorf("%s: got %v, want code %s", c.name, c.err, c.code)
+		}
+	}
+	after := e.Status(t0)
+	if before.Clients != after.Clients || before.ByState["pending"] != after.ByState["pending"] ||
+		after.MaxConcurrent != before.MaxConcurrent || len(e.Releases()) != 1 {
+		t.Fatalf("bad input changed state: %+v → %+v", before, after)
+	}
+	if c, _ := e.Client(id(1)); c.Kind != KindActive || c.Version != vOld {
+		t.Fatalf("kind mismatch half-applied: %+v", c)
+	}
+	for _, s := range []string{"", "1.2", "1.2.3.4", "a.b.c", "1.2.3-r", "1.2.3-rx", "70000.0.0", "01.2.3"} {
+		if _, err := ParseVersion(s); CodeOf(err) != CodeBadVersion {
+			t.Errorf("ParseVersion(%q) = %v", s, err)
+		}
+	}
+	if v, err := ParseVersion("24.2.0-r200"); err != nil || v != vNew {
+		t.Errorf("ParseVersion: %v %v", v, err)
+	}
+}
+
+func TestPassiveRetryAfter(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	for n := 1; n <= 50; n++ {
+		checkIn(t, e, t0, n, KindActive, vOld)
+	}
+	a := checkIn(t, e, t0, 100, KindPassive, vOld)
+	if a.Position != 51 || a.RetryAfter < time.Second {
+		t.Fatalf("passive answer %+v: want position 51 and a retry-after", a)
+	}
+}
