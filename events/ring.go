@@ -163,3 +163,10 @@ func (r *Ring) Client(id engine.ClientID, max int) []Record {
 	}
 	return out
 }
+
+// Closed reports whether Close was called.
+func (r *Ring) Closed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
