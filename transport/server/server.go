@@ -1,0 +1,763 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"jumpfleet/engine"
+	"jumpfleet/identity"
+	"jumpfleet/packages"
+	"jumpfleet/transport/wire"
+)
+
+// Server is the broker transport. Create it with New, then Start; stop it
+// with Shutdown (graceful) or Close.
+type Server struct {
+	cfg     Config
+	node    *engine.Node
+	ids     *identity.Store
+	pkgs    *packages.Store
+	pub     ed25519.PublicKey
+	m       *metrics
+	log     *zap.Logger
+	reg     *registry
+	nonces  *nonceWindow
+	bytes   *rate.Limiter // shared package bytes/s
+	accept  *rate.Limiter // accepted connections/s
+	hsSem   chan struct{} // handshakes in flight
+	conns   atomic.Int64
+	nextSID atomic.Uint64
+
+	ipMu  sync.Mutex
+	perIP map[netip.Addr]int // owned by ipMu; entries removed at zero
+
+	tlsConf  *tls.Config
+	quicConf *tls.Config
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu        sync.Mutex // guards the fields below
+	started   bool
+	tcpLn     net.Listener
+	quicLn    *quic.Listener
+	httpLn    *chanListener
+	rejectLn  *chanListener
+	httpSrv   *http.Server
+	rejectSrv *http.Server
+
+	wg       sync.WaitGroup // every goroutine the server starts
+	sessWG   sync.WaitGroup // live sessions, for Shutdown
+	shutting atomic.Bool
+	closing  atomic.Bool
+	closeMu  sync.Mutex
+	closed   bool
+
+	pushMu    sync.Mutex
+	pushReady []*session // owned by pushMu
+	pushWake  chan struct{}
+
+	relMu    sync.Mutex
+	releases []engine.Release    // owned by relMu; newest last
+	offers   map[offerKey]*offer // owned by relMu; bounded by maxOffers
+	lease    atomic.Int64        // engine LeaseTime, ns
+
+	fdLimit  uint64
+	logLimit rate.Sometimes
+}
+
+// offer is a prebuilt UpgradeOffer for one (release, platform); LeaseMs is
+// filled per push.
+type offer struct {
+	msg wire.UpgradeOffer
+}
+
+type offerKey struct {
+	release  string
+	platform engine.Platform
+}
+
+const maxOffers = 256
+
+// New prepares a server; it does not listen until Start.
+func New(cfg Config, node *engine.Node, ids *identity.Store, pkgs *packages.Store, releasePub ed25519.PublicKey) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if node == nil || ids == nil || pkgs == nil {
+		return nil, errors.New("server: node, identity store and package store are required")
+	}
+	if len(releasePub) != ed25519.PublicKeySize {
+		return nil, errors.New("server: release public key must be an ed25519 key")
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("server: metrics: %w", err)
+	}
+	tc := cfg.TLS
+	if tc == nil {
+		cert, err := GenerateCert("localhost", "127.0.0.1", "::1")
+		if err != nil {
+			return nil, err
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	tc = tc.Clone()
+	tc.MinVersion = tls.VersionTLS13
+	tc.NextProtos = []string{ALPNJumpfleet, ALPNHTTP2, ALPNHTTP1}
+	tc.SessionTicketsDisabled = false
+	qc := tc.Clone()
+	qc.NextProtos = []string{ALPNJumpfleet}
+
+	srv := &Server{
+		cfg: cfg, node: node, ids: ids, pkgs: pkgs, pub: releasePub, m: m, log: cfg.Logger,
+		reg:      newRegistry(),
+		nonces:   newNonceWindow(cfg.AuthSkew.Milliseconds(), cfg.NonceWindowMax, cfg.NonceWindowPerClient),
+		accept:   rate.NewLimiter(rate.Limit(cfg.AcceptRate), cfg.AcceptBurst),
+		hsSem:    make(chan struct{}, cfg.MaxHandshakes),
+		perIP:    make(map[netip.Addr]int),
+		tlsConf:  tc,
+		quicConf: qc,
+		pushWake: make(chan struct{}, 1),
+		offers:   make(map[offerKey]*offer),
+		logLimit: rate.Sometimes{Interval: time.Second},
+	}
+	srv.bytes = rate.NewLimiter(rate.Limit(cfg.BytesPerSec), burstFor(cfg.BytesPerSec))
+	srv.lease.Store(int64(engine.DefaultSettings().LeaseTime))
+	srv.ctx, srv.cancel = context.WithCancel(context.Background())
+	return srv, nil
+}
+
+// burstFor lets one maximal chunk through at any rate.
+func burstFor(bps int64) int { return int(max(bps/10, wire.MaxFrameLimit)) }
+
+// Start binds cfg.Listen on TCP and the same port on UDP, raises the
+// open-files limit, reads the engine settings and starts serving.
+func (srv *Server) Start() error {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.started {
+		return errors.New("server: already started")
+	}
+	if srv.closing.Load() {
+		return errors.New("server: closed")
+	}
+	limit, err := raiseFDLimit()
+	srv.fdLimit = limit
+	srv.m.fdLimit.Set(float64(limit))
+	if err != nil {
+		srv.log.Warn("could not raise the open-files limit", zap.Uint64("limit", limit), zap.Error(err))
+	} else {
+		srv.log.Info("open-files limit", zap.Uint64("limit", limit))
+	}
+	if s, err := srv.node.Settings(srv.ctx); err == nil {
+		srv.applySettings(s)
+	}
+	tcpLn, quicLn, err := srv.listen()
+	if err != nil {
+		return err
+	}
+	srv.tcpLn, srv.quicLn = tcpLn, quicLn
+	srv.httpLn = newChanListener(tcpLn.Addr())
+	srv.rejectLn = newChanListener(tcpLn.Addr())
+	srv.httpSrv = srv.newHTTPServer()
+	srv.rejectSrv = &http.Server{Handler: http.HandlerFunc(srv.serveReject), ErrorLog: nil,
+		ReadHeaderTimeout: srv.cfg.FirstFrameTimeout, IdleTimeout: time.Second}
+	srv.started = true
+	srv.goFn(func() { _ = srv.httpSrv.Serve(srv.httpLn) })
+	srv.goFn(func() { _ = srv.rejectSrv.Serve(srv.rejectLn) })
+	srv.goFn(func() { srv.acceptTCP(tcpLn) })
+	if quicLn != nil {
+		srv.goFn(func() { srv.acceptQUIC(quicLn) })
+	}
+	for range srv.cfg.PushWorkers {
+		srv.goFn(srv.pushWorker)
+	}
+	return nil
+}
+
+func (srv *Server) goFn(fn func()) {
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		fn()
+	}()
+}
+
+// listen binds TCP, then UDP on the same port number. With port 0 a
+// clash on UDP is retried with another TCP port.
+func (srv *Server) listen() (net.Listener, *quic.Listener, error) {
+	host, port, _ := net.SplitHostPort(srv.cfg.Listen)
+	for attempt := 0; ; attempt++ {
+		tl, err := net.Listen("tcp", srv.cfg.Listen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: listen tcp: %w", err)
+		}
+		if srv.cfg.DisableQUIC {
+			return tl, nil, nil
+		}
+		p := tl.Addr().(*net.TCPAddr).Port
+		ql, err := quic.ListenAddr(net.JoinHostPort(host, strconv.Itoa(p)), srv.quicConf, &quic.Config{
+			HandshakeIdleTimeout:  srv.cfg.HandshakeTimeout,
+			MaxIdleTimeout:        srv.cfg.IdleTimeout,
+			MaxIncomingStreams:    1,
+			MaxIncomingUniStreams: -1,
+			Allow0RTT:             false, // Auth must never ride in 0-RTT data
+		})
+		if err == nil {
+			return tl, ql, nil
+		}
+		_ = tl.Close()
+		if port != "0" || attempt >= 10 {
+			return nil, nil, fmt.Errorf("server: listen udp: %w", err)
+		}
+	}
+}
+
+// Addrs returns the bound TCP and UDP addresses (udp nil without QUIC).
+func (srv *Server) Addrs() (tcp, udp net.Addr) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.tcpLn != nil {
+		tcp = srv.tcpLn.Addr()
+	}
+	if srv.quicLn != nil {
+		udp = srv.quicLn.Addr()
+	}
+	return tcp, udp
+}
+
+// FDLimit is the open-files limit found (and raised) at Start.
+func (srv *Server) FDLimit() uint64 {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.fdLimit
+}
+
+func (srv *Server) now() time.Time { return srv.cfg.Now() }
+
+// retryAfterMs is the base retry-after plus full jitter up to the base
+// again, so that clients told to wait do not return as one wave.
+func (srv *Server) retryAfterMs() uint32 {
+	base := srv.cfg.RetryAfter.Milliseconds()
+	return uint32(base + rand.Int64N(base+1))
+}
+
+func (srv *Server) debugSometimes(msg string, f ...zap.Field) {
+	srv.logLimit.Do(func() { srv.log.Debug(msg, f...) })
+}
+
+func (srv *Server) warnSometimes(msg string, f ...zap.Field) {
+	srv.logLimit.Do(func() { srv.log.Warn(msg, f...) })
+}
+
+// admit applies the connection caps; it returns a release func, or the
+// drop reason.
+func (srv *Server) admit(addr net.Addr) (func(), string) {
+	if srv.conns.Add(1) > int64(srv.cfg.MaxConns) {
+		srv.conns.Add(-1)
+		return nil, dropMaxConns
+	}
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+		ip = ap.Addr().Unmap()
+	}
+	if srv.cfg.MaxConnsPerIP > 0 && ip.IsValid() {
+		srv.ipMu.Lock()
+		if srv.perIP[ip] >= srv.cfg.MaxConnsPerIP {
+			srv.ipMu.Unlock()
+			srv.conns.Add(-1)
+			return nil, dropPerIP
+		}
+		srv.perIP[ip]++
+		srv.ipMu.Unlock()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			srv.conns.Add(-1)
+			if srv.cfg.MaxConnsPerIP > 0 && ip.IsValid() {
+				srv.ipMu.Lock()
+				if srv.perIP[ip]--; srv.perIP[ip] <= 0 {
+					delete(srv.perIP, ip)
+				}
+				srv.ipMu.Unlock()
+			}
+		})
+	}, ""
+}
+
+func (srv *Server) acceptTCP(ln net.Listener) {
+	backoff := time.Duration(0)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if srv.closing.Load() || srv.shutting.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors (or another transient failure): back off
+			// instead of spinning, and say so.
+			kind := "other"
+			if isFDExhausted(err) {
+				kind = "emfile"
+			}
+			srv.m.acceptErrs.WithLabelValues(kind).Inc()
+			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+			srv.warnSometimes("accept failed; backing off", zap.String("kind", kind), zap.Duration("backoff", backoff), zap.Error(err))
+			select {
+			case <-time.After(backoff):
+			case <-srv.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if !srv.accept.Allow() {
+			srv.m.drop(dropAcceptRate)
+			_ = c.Close()
+			continue
+		}
+		select {
+		case srv.hsSem <- struct{}{}:
+		default:
+			srv.m.drop(dropHandshakes)
+			_ = c.Close()
+			continue
+		}
+		srv.goFn(func() { srv.serveTCP(c) })
+	}
+}
+
+// serveTCP handshakes (holding a handshake slot) and routes the
+// connection by ALPN.
+func (srv *Server) serveTCP(c net.Conn) {
+	release, reason := srv.admit(c.RemoteAddr())
+	tc := tls.Server(c, srv.tlsConf)
+	_ = c.SetDeadline(srv.now().Add(srv.cfg.HandshakeTimeout))
+	err := tc.Handshake()
+	<-srv.hsSem
+	if err != nil {
+		srv.m.handshakes.WithLabelValues("tls", "failed").Inc()
+		srv.m.drop(dropHandshakeFail)
+		_ = c.Close()
+		if release != nil {
+			release()
+		}
+		return
+	}
+	srv.m.handshakes.WithLabelValues("tls", "ok").Inc()
+	_ = c.SetDeadline(time.Time{})
+	proto := tc.ConnectionState().NegotiatedProtocol
+	isHTTP := proto == ALPNHTTP2 || proto == ALPNHTTP1
+	if release == nil {
+		// Over a cap: answer at once and close, never hang.
+		srv.m.drop(reason)
+		if isHTTP {
+			srv.rejectLn.push(tc, nil)
+			return
+		}
+		s := srv.newSession(tc, "tls", nil)
+		s.sendClose(&wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: srv.retryAfterMs(), Msg: "server at its connection limit"})
+		return
+	}
+	if isHTTP {
+		srv.m.conns.WithLabelValues("https").Inc()
+		srv.httpLn.push(tc, func() {
+			srv.m.conns.WithLabelValues("https").Dec()
+			release()
+		})
+		return
+	}
+	defer release()
+	g := srv.m.conns.WithLabelValues("tls")
+	g.Inc()
+	defer g.Dec()
+	s := srv.newSession(tc, "tls", func() ([32]byte, error) { return exporter(tc.ConnectionState()) })
+	s.run()
+}
+
+func exporter(cs tls.ConnectionState) ([32]byte, error) {
+	var b [32]byte
+	v, err := cs.ExportKeyingMaterial(wire.ExporterLabel, nil, 32)
+	if err != nil {
+		return b, err
+	}
+	copy(b[:], v)
+	return b, nil
+}
+
+func (srv *Server) acceptQUIC(ln *quic.Listener) {
+	for {
+		qc, err := ln.Accept(srv.ctx)
+		if err != nil {
+			if srv.closing.Load() || srv.shutting.Load() || errors.Is(err, net.ErrClosed) || srv.ctx.Err() != nil {
+				return
+			}
+			srv.m.acceptErrs.WithLabelValues("quic").Inc()
+			continue
+		}
+		srv.m.handshakes.WithLabelValues("quic", "ok").Inc()
+		if !srv.accept.Allow() {
+			srv.m.drop(dropAcceptRate)
+			_ = qc.CloseWithError(1, "overloaded")
+			continue
+		}
+		srv.goFn(func() { srv.serveQUIC(qc) })
+	}
+}
+
+func (srv *Server) serveQUIC(qc *quic.Conn) {
+	release, reason := srv.admit(qc.RemoteAddr())
+	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.FirstFrameTimeout)
+	st, err := qc.AcceptStream(ctx)
+	cancel()
+	if err != nil {
+		_ = qc.CloseWithError(0, "no stream")
+		if release != nil {
+			release()
+		}
+		return
+	}
+	qs := &quicStream{Stream: st, conn: qc, wg: &srv.wg}
+	if release == nil {
+		srv.m.drop(reason)
+		s := srv.newSession(qs, "quic", nil)
+		s.sendClose(&wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: srv.retryAfterMs(), Msg: "server at its connection limit"})
+		return
+	}
+	defer release()
+	g := srv.m.conns.WithLabelValues("quic")
+	g.Inc()
+	defer g.Dec()
+	s := srv.newSession(qs, "quic", func() ([32]byte, error) { return exporter(qc.ConnectionState().TLS) })
+	s.run()
+}
+
+// quicStream closes the whole QUIC connection with its one stream.
+type quicStream struct {
+	*quic.Stream
+	conn *quic.Conn
+	wg   *sync.WaitGroup
+	once sync.Once
+}
+
+func (q *quicStream) Close() error {
+	q.once.Do(func() {
+		_ = q.Stream.Close()
+		// Give the peer the stream's last bytes before the connection
+		// close overtakes them (CloseWithError discards unsent data).
+		q.wg.Add(1) // safe: the session's own goroutine is counted too
+		go func() {
+			defer q.wg.Done()
+			select {
+			case <-q.Stream.Context().Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			_ = q.conn.CloseWithError(0, "")
+		}()
+	})
+	return nil
+}
+
+// OnCommit routes a committed engine turn's pushes to sessions. It runs
+// on the engine goroutine and never blocks.
+func (srv *Server) OnCommit(turn uint64, out *engine.Output) {
+	for i := range out.Dispatches {
+		d := &out.Dispatches[i]
+		s := srv.reg.client(d.Client)
+		if s == nil {
+			srv.m.drop(dropPushOffline)
+			continue
+		}
+		dc := *d
+		s.enqueue(push{dispatch: &dc})
+	}
+	for _, jr := range out.JumpReady {
+		msg := wire.JumpReady{ClientID: wire.ClientID(jr.Client), Version: wire.Version(jr.Version)}
+		for _, w := range jr.Waiters {
+			if s := srv.reg.session(w); s != nil && s.phase == phaseConsole {
+				s.enqueue(push{ready: msg})
+			}
+		}
+	}
+	for i := range out.Events {
+		ev := &out.Events[i]
+		switch ev.Type {
+		case engine.EvSettingsChanged:
+			if ev.Settings != nil {
+				srv.applySettings(*ev.Settings)
+			}
+		case engine.EvReleasePublished:
+			srv.relMu.Lock()
+			srv.releases = nil // refetched on next use, off the engine goroutine
+			srv.relMu.Unlock()
+		}
+	}
+}
+
+func (srv *Server) applySettings(s engine.Settings) {
+	srv.SetBytesPerSec(s.BytesPerSec)
+	srv.lease.Store(int64(s.LeaseTime))
+}
+
+func (srv *Server) leaseTime() time.Duration { return time.Duration(srv.lease.Load()) }
+
+// SetBytesPerSec changes the shared package-download rate.
+func (srv *Server) SetBytesPerSec(bps int64) {
+	if bps < 1024 {
+		bps = 1024
+	}
+	now := srv.now()
+	srv.bytes.SetLimitAt(now, rate.Limit(bps))
+	srv.bytes.SetBurstAt(now, burstFor(bps))
+}
+
+func (srv *Server) waitBytes(n int) error { return srv.bytes.WaitN(srv.ctx, n) }
+
+func (srv *Server) schedulePush(s *session) {
+	srv.pushMu.Lock()
+	srv.pushReady = append(srv.pushReady, s)
+	srv.pushMu.Unlock()
+	select {
+	case srv.pushWake <- struct{}{}:
+	default:
+	}
+}
+
+func (srv *Server) pushWorker() {
+	for {
+		select {
+		case <-srv.pushWake:
+		case <-srv.ctx.Done():
+			return
+		}
+		for {
+			srv.pushMu.Lock()
+			var s *session
+			if n := len(srv.pushReady); n > 0 {
+				s = srv.pushReady[n-1]
+				srv.pushReady[n-1] = nil
+				srv.pushReady = srv.pushReady[:n-1]
+			}
+			more := len(srv.pushReady) > 0
+			srv.pushMu.Unlock()
+			if s == nil {
+				break
+			}
+			if more { // let another worker help
+				select {
+				case srv.pushWake <- struct{}{}:
+				default:
+				}
+			}
+			s.deliver()
+		}
+	}
+}
+
+// siteTag is the id of the newest site release ("" before any): what
+// installers are bound to.
+func (srv *Server) siteTag() (string, error) {
+	rels, err := srv.loadReleases()
+	if err != nil {
+		return "", err
+	}
+	for i := len(rels) - 1; i >= 0; i-- {
+		if rels[i].Kind == engine.ReleaseSite {
+			return rels[i].ID, nil
+		}
+	}
+	return "", nil
+}
+
+func (srv *Server) loadReleases() ([]engine.Release, error) {
+	srv.relMu.Lock()
+	rels := srv.releases
+	srv.relMu.Unlock()
+	if rels != nil {
+		return rels, nil
+	}
+	ctx, cancel := context.WithTimeout(srv.ctx, 10*time.Second)
+	defer cancel()
+	rels, err := srv.node.Releases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rels == nil {
+		rels = []engine.Release{}
+	}
+	srv.relMu.Lock()
+	srv.releases = rels
+	srv.relMu.Unlock()
+	return rels, nil
+}
+
+// offerFor builds (once) the UpgradeOffer of a release's package for a
+// platform, verifying its signed manifest: the server never offers a
+// package it cannot vouch for.
+func (srv *Server) offerFor(release string, p engine.Platform) (*offer, error) {
+	k := offerKey{release, p}
+	srv.relMu.Lock()
+	o := srv.offers[k]
+	srv.relMu.Unlock()
+	if o != nil {
+		return o, nil
+	}
+	rels, err := srv.loadReleases()
+	if err != nil {
+		return nil, err
+	}
+	var tgt *engine.Target
+	for i := range rels {
+		if rels[i].ID != release {
+			continue
+		}
+		for j := range rels[i].Targets {
+			if rels[i].Targets[j].Platform == p {
+				tgt = &rels[i].Targets[j]
+			}
+		}
+	}
+	if tgt == nil {
+		return nil, fmt.Errorf("release %s has no target for %s", release, p)
+	}
+	signed, err := packages.ParseSigned(tgt.Package)
+	if err != nil {
+		return nil, err
+	}
+	man, err := signed.Verify(srv.pub)
+	if err != nil {
+		return nil, err
+	}
+	if man.Release != release || man.Platform != p.String() || man.Version != tgt.Version.String() {
+		return nil, fmt.Errorf("manifest names %s/%s/%s, the release %s/%s/%s", man.Release, man.Platform, man.Version, release, p, tgt.Version)
+	}
+	o = &offer{msg: wire.UpgradeOffer{
+		ReleaseID: release, Platform: wire.Platform(p), Target: wire.Version(tgt.Version),
+		PackageSize: uint64(man.Size), SHA256: man.Digest(), Manifest: signed.Manifest,
+		DownloadPath: "/v1/package/" + release + "/" + p.String(),
+	}}
+	copy(o.msg.Signature[:], signed.Signature)
+	srv.relMu.Lock()
+	if len(srv.offers) >= maxOffers {
+		clear(srv.offers)
+	}
+	if prev := srv.offers[k]; prev != nil {
+		o = prev // keep one pointer per key: sessions compare them
+	} else {
+		srv.offers[k] = o
+	}
+	srv.relMu.Unlock()
+	return o, nil
+}
+
+// offerForTarget finds the newest site release setting target for p.
+func (srv *Server) offerForTarget(p engine.Platform, target engine.Version) (*offer, error) {
+	rels, err := srv.loadReleases()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(rels) - 1; i >= 0; i-- {
+		if rels[i].Kind != engine.ReleaseSite {
+			continue
+		}
+		for _, t := range rels[i].Targets {
+			if t.Platform == p && t.Version == target {
+				return srv.offerFor(rels[i].ID, p)
+			}
+		}
+	}
+	return nil, fmt.Errorf("no release sets %s to %s", p, target)
+}
+
+// badPackage handles a dispatch whose package cannot be offered: the
+// attempt fails at once so its slot is not held for a whole lease.
+func (srv *Server) badPackage(d *engine.Dispatch, err error) {
+	srv.warnSometimes("cannot offer package", zap.String("release", d.Release), zap.Stringer("platform", d.Platform), zap.Error(err))
+	srv.m.error(wire.CodeUnknownRelease)
+	ctx, cancel := context.WithTimeout(srv.ctx, 5*time.Second)
+	defer cancel()
+	_ = srv.node.Fail(ctx, d.Client, "server: package for "+d.Release+" cannot be offered: "+err.Error())
+}
+
+// Shutdown stops accepting, tells every session to come back later (Bye
+// with a jittered retry-after), closes them and waits for their
+// goroutines, or for ctx.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.shutting.Store(true)
+	srv.closeListeners()
+	if srv.httpSrv != nil {
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		_ = srv.httpSrv.Shutdown(hctx)
+		_ = srv.rejectSrv.Shutdown(hctx)
+		cancel()
+	}
+	srv.reg.each(func(s *session) {
+		s.sendClose(&wire.Bye{RetryAfterMs: srv.retryAfterMs()})
+	})
+	done := make(chan struct{})
+	go func() { srv.sessWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if cerr := srv.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (srv *Server) closeListeners() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.tcpLn != nil {
+		_ = srv.tcpLn.Close()
+	}
+	if srv.quicLn != nil {
+		_ = srv.quicLn.Close()
+	}
+}
+
+// Close stops everything at once and waits for every goroutine the server
+// started. Safe to call more than once.
+func (srv *Server) Close() error {
+	srv.closeMu.Lock()
+	defer srv.closeMu.Unlock()
+	if srv.closed {
+		return nil
+	}
+	srv.closed = true
+	srv.closing.Store(true)
+	srv.closeListeners()
+	srv.cancel()
+	srv.mu.Lock()
+	hs, rs := srv.httpSrv, srv.rejectSrv
+	hl, rl := srv.httpLn, srv.rejectLn
+	srv.mu.Unlock()
+	if hs != nil {
+		_ = hs.Close()
+		_ = rs.Close()
+		hl.Close()
+		rl.Close()
+	}
+	srv.reg.each(func(s *session) { s.close() })
+	srv.wg.Wait()
+	return nil
+}

@@ -1,0 +1,780 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"jumpfleet/engine"
+	"jumpfleet/identity"
+	"jumpfleet/packages"
+	"jumpfleet/transport/wire"
+)
+
+// stream is what a session runs over: a *tls.Conn, or one QUIC stream.
+type stream interface {
+	io.Reader
+	io.Writer
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	Close() error
+}
+
+type phase uint8
+
+const (
+	phaseHello phase = iota
+	phaseAuth
+	phaseClient
+	phaseConsole
+)
+
+// push is one undelivered server-initiated message.
+type push struct {
+	dispatch *engine.Dispatch // UpgradeOffer
+	ready    wire.JumpReady   // when dispatch is nil
+}
+
+// session is one connection speaking protocol v1. Fields without a note
+// belong to the session goroutine.
+type session struct {
+	srv     *Server
+	sid     uint64 // also the console's waiter id for engine.Jump
+	conn    stream
+	proto   string
+	binding func() ([32]byte, error) // TLS exporter of this connection
+	checkin prometheus.Counter
+	r       *wire.Reader
+	onFrame func(wire.MsgType, []byte) error
+
+	phase     phase
+	maxFrame  int // negotiated payload limit
+	role      wire.Kind
+	client    engine.ClientID // fixed at Auth/EnrollOK
+	bound     bool            // client registered in the push registry
+	checkedIn bool
+	rdl       time.Time // read deadline in force
+	linger    time.Time // passive: leave by then unless upgrading
+	pkg       *openPkg  // package being served
+	lastRetry time.Duration
+	in        wire.CheckIn
+	ans       wire.CheckInAnswer
+
+	wmu sync.Mutex
+	w   *wire.Writer // owned by wmu
+	wdl time.Time    // owned by wmu: write deadline in force
+
+	pmu       sync.Mutex
+	pq        []push // owned by pmu; at most cfg.PushQueue
+	scheduled bool   // owned by pmu: in the push workers' list
+
+	leaving bool          // owned by the client's registry shard lock
+	gone    chan struct{} // closed once the engine knows the client left
+
+	offer     atomic.Pointer[offer] // the upgrade offered on this connection
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+type openPkg struct {
+	release  string
+	platform wire.Platform
+	f        packages.ReadAtCloser
+	size     int64
+}
+
+var errSessionClosed = errors.New("session closed")
+
+func (srv *Server) newSession(conn stream, proto string, binding func() ([32]byte, error)) *session {
+	s := &session{srv: srv, sid: srv.nextSID.Add(1), conn: conn, proto: proto, binding: binding}
+	s.r = wire.NewReader(conn, wire.PreHelloMaxFrame)
+	s.w = wire.NewWriter(conn, wire.PreHelloMaxFrame)
+	s.onFrame = s.handleFrame
+	switch proto {
+	case "quic":
+		s.checkin = srv.m.checkinQUIC
+	default:
+		s.checkin = srv.m.checkinTLS
+	}
+	return s
+}
+
+// run serves the session until it ends. Called on the connection's own
+// goroutine; returns after cleanup.
+func (s *session) run() {
+	s.srv.sessWG.Add(1)
+	defer s.srv.sessWG.Done()
+	s.srv.reg.addSession(s)
+	defer s.finish()
+	if s.srv.shutting.Load() {
+		s.sendClose(&wire.Error{Code: wire.CodeShuttingDown, RetryAfterMs: s.srv.retryAfterMs(), Msg: "server is stopping"})
+		return
+	}
+	s.setReadDeadline(s.srv.now().Add(s.srv.cfg.FirstFrameTimeout))
+	for !s.closed.Load() {
+		s.armRead()
+		err := s.r.ReadFrame(s.onFrame)
+		if err == nil {
+			continue
+		}
+		s.fail(err)
+		return
+	}
+}
+
+// armRead keeps the read deadline right for the phase. Persistent
+// sessions refresh it lazily (only once half of it is used up), which
+// keeps timer updates off the per-frame path.
+func (s *session) armRead() {
+	cfg := &s.srv.cfg
+	if s.phase == phaseHello || s.phase == phaseAuth {
+		return // set once per phase
+	}
+	if !s.linger.IsZero() && s.offer.Load() == nil {
+		if !s.rdl.Equal(s.linger) {
+			s.setReadDeadline(s.linger)
+		}
+		return
+	}
+	now := s.srv.now()
+	if s.rdl.Sub(now) < cfg.IdleTimeout/2 {
+		s.setReadDeadline(now.Add(cfg.IdleTimeout))
+	}
+}
+
+func (s *session) setReadDeadline(t time.Time) {
+	s.rdl = t
+	_ = s.conn.SetReadDeadline(t)
+}
+
+// fail ends the session after a read or handling error, telling the peer
+// why when that helps it.
+func (s *session) fail(err error) {
+	if s.closed.Load() {
+		return
+	}
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		s.sendClose(we)
+	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):
+		if !s.linger.IsZero() && s.offer.Load() == nil {
+			// A passive client's linger ran out: a polite goodbye.
+			s.sendClose(&wire.Bye{RetryAfterMs: uint32(s.lastRetry.Milliseconds())})
+			return
+		}
+		s.sendClose(&wire.Error{Code: wire.CodeTimeout, Msg: "deadline passed in phase " + s.phase.String()})
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errSessionClosed):
+	default:
+		s.srv.debugSometimes("session read failed", zap.Error(err))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (p phase) String() string {
+	switch p {
+	case phaseHello:
+		return "hello"
+	case phaseAuth:
+		return "auth"
+	case phaseClient:
+		return "client"
+	}
+	return "console"
+}
+
+// write sends one frame, serialised with pushes, under a write deadline
+// refreshed lazily.
+func (s *session) write(m wire.Msg) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return errSessionClosed
+	}
+	if now := s.srv.now(); s.wdl.Sub(now) < s.srv.cfg.WriteTimeout/2 {
+		s.wdl = now.Add(s.srv.cfg.WriteTimeout)
+		_ = s.conn.SetWriteDeadline(s.wdl)
+	}
+	err := s.w.WriteMsg(m)
+	if err != nil && !errors.Is(err, errSessionClosed) {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			// The peer stopped reading (deadline) or went away.
+			s.kick(dropSlowReader)
+		}
+	}
+	return err
+}
+
+// sendClose writes a last frame with a short deadline and closes.
+func (s *session) sendClose(m wire.Msg) {
+	if e, ok := m.(*wire.Error); ok {
+		s.srv.m.error(e.Code)
+	}
+	s.wmu.Lock()
+	if !s.closed.Load() {
+		_ = s.conn.SetWriteDeadline(s.srv.now().Add(time.Second))
+		_ = s.w.WriteMsg(m)
+	}
+	s.wmu.Unlock()
+	s.close()
+}
+
+// sendError answers a request with a non-closing error.
+func (s *session) sendError(code wire.ErrCode, msg string) error {
+	s.srv.m.error(code)
+	return s.write(&wire.Error{Code: code, Msg: msg})
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		_ = s.conn.Close()
+	})
+}
+
+// kick disconnects the session from another goroutine, counting why.
+func (s *session) kick(reason string) {
+	if !s.closed.Load() {
+		s.srv.m.drop(reason)
+	}
+	s.close()
+}
+
+// finish runs once the session goroutine is done: the engine hears that
+// the client went offline (unless a newer connection took over), and
+// everything the session held is released.
+func (s *session) finish() {
+	s.close()
+	if s.bound {
+		if s.srv.reg.unbindBegin(s) {
+			if s.checkedIn {
+				ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
+				_ = s.srv.node.Disconnect(ctx, s.client)
+				cancel()
+			}
+			s.srv.reg.unbindEnd(s)
+		}
+		close(s.gone)
+	}
+	s.srv.reg.removeSession(s)
+	if s.pkg != nil {
+		_ = s.pkg.f.Close()
+		s.pkg = nil
+	}
+	s.pmu.Lock()
+	s.pq = nil
+	s.pmu.Unlock()
+}
+
+// handleFrame is the protocol state machine (PROTOCOL.md §5). A returned
+// *wire.Error is sent and closes the connection.
+func (s *session) handleFrame(t wire.MsgType, p []byte) error {
+	if !t.FromClient() {
+		return &wire.Error{Code: wire.CodeUnexpectedMessage, Msg: t.String() + " is a server message"}
+	}
+	switch t {
+	case wire.TypeBye:
+		var m wire.Bye
+		if err := m.Unmarshal(p); err != nil {
+			return err
+		}
+		s.close()
+		return nil
+	case wire.TypeError:
+		s.close() // the peer gave up; nothing to answer
+		return nil
+	}
+	switch s.phase {
+	case phaseHello:
+		if t != wire.TypeHello {
+			return &wire.Error{Code: wire.CodeUnexpectedMessage, Msg: "the first frame must be Hello"}
+		}
+		return s.hello(p)
+	case phaseAuth:
+		switch t {
+		case wire.TypeEnroll:
+			return s.enroll(p)
+		case wire.TypeAuth:
+			return s.auth(p)
+		case wire.TypeConsoleAuth:
+			return s.consoleAuth(p)
+		case wire.TypeHello:
+			return &wire.Error{Code: wire.CodeUnexpectedMessage, Msg: "second Hello"}
+		}
+		return &wire.Error{Code: wire.CodeNotAuthenticated, Msg: t.String() + " before authentication"}
+	case phaseClient:
+		switch t {
+		case wire.TypeCheckIn:
+			return s.checkIn(p)
+		case wire.TypeHeartbeat:
+			if len(p) != 0 {
+				return &wire.Error{Code: wire.CodeBadFrame, Msg: "trailing bytes"}
+			}
+			return s.write(&wire.HeartbeatAck{})
+		case wire.TypeChunkRequest:
+			return s.chunk(p)
+		case wire.TypeProgress:
+			return s.progress(p)
+		case wire.TypeDone:
+			return s.done(p)
+		case wire.TypeFail:
+			return s.failUpgrade(p)
+		case wire.TypeJumpRequest:
+			return &wire.Error{Code: wire.CodeForbidden, Msg: "only access consoles may request jumps"}
+		}
+	case phaseConsole:
+		switch t {
+		case wire.TypeJumpRequest:
+			return s.jump(p)
+		case wire.TypeHeartbeat:
+			if len(p) != 0 {
+				return &wire.Error{Code: wire.CodeBadFrame, Msg: "trailing bytes"}
+			}
+			return s.write(&wire.HeartbeatAck{})
+		case wire.TypeCheckIn, wire.TypeChunkRequest, wire.TypeProgress, wire.TypeDone, wire.TypeFail:
+			return &wire.Error{Code: wire.CodeForbidden, Msg: "a console cannot act as a client"}
+		}
+	}
+	return &wire.Error{Code: wire.CodeUnexpectedMessage, Msg: t.String() + " not expected in phase " + s.phase.String()}
+}
+
+func (s *session) hello(p []byte) error {
+	var h wire.Hello
+	if err := h.Unmarshal(p); err != nil {
+		return err
+	}
+	v, maxFrame, err := h.Negotiate(wire.ProtocolVersion, wire.ProtocolVersion, uint32(s.srv.cfg.MaxFrame))
+	if err != nil {
+		return err
+	}
+	s.role = h.Role
+	s.maxFrame = int(maxFrame)
+	s.r.SetMaxFrame(int(maxFrame))
+	s.wmu.Lock()
+	s.w.SetMaxFrame(int(maxFrame))
+	s.wmu.Unlock()
+	if err := s.write(&wire.HelloAck{Version: v, MaxFrame: maxFrame, HeartbeatMs: uint32(s.srv.cfg.Heartbeat.Milliseconds())}); err != nil {
+		return err
+	}
+	s.phase = phaseAuth
+	s.setReadDeadline(s.srv.now().Add(s.srv.cfg.FirstFrameTimeout))
+	return nil
+}
+
+func (s *session) enroll(p []byte) error {
+	var m wire.Enroll
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	if !s.role.IsClient() {
+		return &wire.Error{Code: wire.CodeBadKind, Msg: "Enroll needs a client role in Hello"}
+	}
+	if m.Kind != s.role {
+		return &wire.Error{Code: wire.CodeKindMismatch, Msg: "Enroll kind differs from the Hello role"}
+	}
+	id, secret, err := s.srv.enroll(m.InstallerToken, engine.Kind(m.Kind))
+	if err != nil {
+		return err
+	}
+	if err := s.write(&wire.EnrollOK{ClientID: wire.ClientID(id), Secret: secret}); err != nil {
+		return err
+	}
+	s.authenticated(id)
+	return nil
+}
+
+func (s *session) auth(p []byte) error {
+	var m wire.Auth
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	if !s.role.IsClient() {
+		return &wire.Error{Code: wire.CodeBadKind, Msg: "Auth needs a client role in Hello"}
+	}
+	binding, err := s.binding()
+	if err != nil {
+		return &wire.Error{Code: wire.CodeInternal, Msg: "no TLS exporter on this connection"}
+	}
+	id := engine.ClientID(m.ClientID)
+	if err := s.srv.verifyProof(id, m.TimestampMs, m.Nonce, m.MAC, binding); err != nil {
+		return err
+	}
+	if err := s.write(&wire.AuthOK{}); err != nil {
+		return err
+	}
+	s.authenticated(id)
+	return nil
+}
+
+func (s *session) authenticated(id engine.ClientID) {
+	s.client = id
+	s.phase = phaseClient
+	s.gone = make(chan struct{})
+	s.srv.reg.bind(s, 10*time.Second)
+	s.bound = true
+	s.rdl = time.Time{} // armRead takes over with the idle timeout
+}
+
+func (s *session) consoleAuth(p []byte) error {
+	var m wire.ConsoleAuth
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	if s.role != wire.KindConsole {
+		return &wire.Error{Code: wire.CodeBadKind, Msg: "ConsoleAuth needs role console in Hello"}
+	}
+	if _, ok := s.srv.ids.VerifyConsole(m.ConsoleToken); !ok {
+		return &wire.Error{Code: wire.CodeAuthFailed, Msg: "unknown console token"}
+	}
+	if err := s.write(&wire.AuthOK{}); err != nil {
+		return err
+	}
+	s.phase = phaseConsole
+	s.rdl = time.Time{}
+	return nil
+}
+
+func (s *session) checkIn(p []byte) error {
+	m := &s.in
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	if m.Kind != s.role {
+		return &wire.Error{Code: wire.CodeKindMismatch, Msg: "CheckIn kind differs from the Hello role"}
+	}
+	a, err := s.srv.node.CheckIn(s.srv.ctx, engine.CheckIn{ID: s.client, Kind: engine.Kind(m.Kind),
+		Platform: engine.Platform(m.Platform), Version: engine.Version(m.Version)})
+	if err != nil {
+		return s.engineError(err)
+	}
+	s.checkedIn = true
+	s.ans = wire.CheckInAnswer{State: wire.State(a.State), Target: wire.Version(a.Target),
+		QueuePosition: uint32(min(a.Position, 1<<32-1)), Lane: wire.Lane(a.Lane),
+		RetryAfterMs: uint32(a.RetryAfter.Milliseconds())}
+	if err := s.write(&s.ans); err != nil {
+		return err
+	}
+	s.checkin.Inc()
+	if s.role == wire.KindPassive {
+		s.lastRetry = a.RetryAfter
+		s.linger = s.srv.now().Add(s.srv.cfg.PassiveLinger)
+	}
+	if a.State == engine.StateUpgrading {
+		// A reconnecting client whose upgrade is under way: offer again so
+		// that it can resume.
+		if o, err := s.srv.offerForTarget(engine.Platform(m.Platform), a.Target); err == nil {
+			s.sendOffer(o, s.srv.leaseTime())
+		}
+	} else if o := s.offer.Load(); o != nil && a.State != engine.StateUpgrading {
+		s.offer.CompareAndSwap(o, nil) // the upgrade is over
+	}
+	return nil
+}
+
+// sendOffer pushes an UpgradeOffer unless this very offer was already
+// sent on this connection.
+func (s *session) sendOffer(o *offer, lease time.Duration) {
+	if prev := s.offer.Swap(o); prev == o {
+		return
+	}
+	m := o.msg
+	m.LeaseMs = uint32(max(lease, 0).Milliseconds())
+	if s.write(&m) == nil {
+		s.srv.m.pushes.WithLabelValues("UpgradeOffer").Inc()
+	}
+}
+
+// engineError turns an engine failure into an Error frame: a closing code
+// ends the session, others answer the request and go on.
+func (s *session) engineError(err error) error {
+	we := engineToWire(err)
+	if we.Code.Closes() {
+		if we.Code == wire.CodeShuttingDown || we.Code == wire.CodeOverloaded || we.Code == wire.CodeInternal {
+			we.RetryAfterMs = s.srv.retryAfterMs()
+		}
+		return we
+	}
+	return s.sendError(we.Code, we.Msg)
+}
+
+func (s *session) progress(p []byte) error {
+	var m wire.Progress
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	if err := s.srv.node.Progress(s.srv.ctx, s.client, m.BytesDone); err != nil {
+		return s.engineError(err)
+	}
+	return nil
+}
+
+func (s *session) done(p []byte) error {
+	if len(p) != 0 {
+		return &wire.Error{Code: wire.CodeBadFrame, Msg: "trailing bytes"}
+	}
+	o := s.offer.Load()
+	if o == nil {
+		return s.sendError(wire.CodeNotUpgrading, "no upgrade offered on this connection")
+	}
+	// The install starts now: renew the lease; success is the next
+	// CheckIn with the target version.
+	if err := s.srv.node.Progress(s.srv.ctx, s.client, o.msg.PackageSize); err != nil {
+		return s.engineError(err)
+	}
+	return nil
+}
+
+func (s *session) failUpgrade(p []byte) error {
+	var m wire.Fail
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	reason := m.Code.String()
+	if m.Msg != "" {
+		reason += ": " + m.Msg
+	}
+	if err := s.srv.node.Fail(s.srv.ctx, s.client, reason); err != nil {
+		return s.engineError(err)
+	}
+	s.offer.Store(nil)
+	return nil
+}
+
+func (s *session) chunk(p []byte) error {
+	var m wire.ChunkRequest
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	o := s.offer.Load()
+	if o == nil {
+		return s.sendError(wire.CodeNotUpgrading, "no upgrade offered on this connection")
+	}
+	if m.ReleaseID != o.msg.ReleaseID || m.Platform != o.msg.Platform {
+		return s.sendError(wire.CodeUnknownRelease, "not the release offered on this connection")
+	}
+	size := o.msg.PackageSize
+	maxLen := uint64(wire.MaxChunkData(s.maxFrame))
+	if m.Length == 0 || uint64(m.Length) > maxLen || m.Offset >= size {
+		return s.sendError(wire.CodeBadRange, "offset must be below the package size and length 1..max_frame-16")
+	}
+	if s.pkg == nil || s.pkg.release != m.ReleaseID || s.pkg.platform != m.Platform {
+		if s.pkg != nil {
+			_ = s.pkg.f.Close()
+			s.pkg = nil
+		}
+		f, man, err := s.srv.pkgs.Open(m.ReleaseID, m.Platform.String())
+		if err != nil {
+			s.srv.warnSometimes("package not servable", zap.String("release", m.ReleaseID), zap.Error(err))
+			return s.sendError(wire.CodeUnknownRelease, "package not available on this server")
+		}
+		if uint64(man.Size) != size || man.Digest() != o.msg.SHA256 {
+			_ = f.Close()
+			s.srv.warnSometimes("stored package differs from its signed manifest", zap.String("release", m.ReleaseID))
+			return s.sendError(wire.CodeUnknownRelease, "package on this server differs from its manifest")
+		}
+		s.pkg = &openPkg{release: m.ReleaseID, platform: m.Platform, f: f, size: man.Size}
+	}
+	n := int(min(uint64(m.Length), size-m.Offset))
+	// Delay, do not refuse: every download shares one bytes/s bucket.
+	if err := s.srv.waitBytes(n); err != nil {
+		return &wire.Error{Code: wire.CodeShuttingDown, RetryAfterMs: s.srv.retryAfterMs(), Msg: "server is stopping"}
+	}
+	bp := chunkBuf(n)
+	defer putChunkBuf(bp)
+	buf := (*bp)[:n]
+	if _, err := s.pkg.f.ReadAt(buf, int64(m.Offset)); err != nil && !errors.Is(err, io.EOF) {
+		return &wire.Error{Code: wire.CodeInternal, Msg: "reading the package failed"}
+	}
+	s.srv.m.chunkBytes.Add(float64(n))
+	return s.write(&wire.Chunk{Offset: m.Offset, Data: buf})
+}
+
+var chunkPool sync.Pool
+
+func chunkBuf(n int) *[]byte {
+	if v, ok := chunkPool.Get().(*[]byte); ok && cap(*v) >= n {
+		return v
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func putChunkBuf(b *[]byte) { chunkPool.Put(b) }
+
+func (s *session) jump(p []byte) error {
+	var m wire.JumpRequest
+	if err := m.Unmarshal(p); err != nil {
+		return err
+	}
+	ans := wire.JumpAnswer{ClientID: m.ClientID}
+	a, err := s.srv.node.Jump(s.srv.ctx, engine.ClientID(m.ClientID), s.sid)
+	switch {
+	case err == nil:
+		ans.Result = wire.JumpResult(a.Result)
+		ans.QueuePosition = uint32(min(a.Position, 1<<32-1))
+		ans.Lane = wire.Lane(a.Lane)
+		if a.State == engine.StateFailed && a.Result != engine.JumpUpgradePending {
+			ans.Result = wire.JumpFailed
+		}
+	case engine.CodeOf(err) == engine.CodeUnknownClient:
+		ans.Result = wire.JumpUnknown
+	default:
+		return s.engineError(err)
+	}
+	return s.write(&ans)
+}
+
+// enqueue adds a push; OnCommit calls it, so it never blocks. A session
+// whose queue is full is not reading fast enough and is disconnected.
+func (s *session) enqueue(p push) {
+	s.pmu.Lock()
+	if s.closed.Load() {
+		s.pmu.Unlock()
+		return
+	}
+	if len(s.pq) >= s.srv.cfg.PushQueue {
+		s.pmu.Unlock()
+		s.kick(dropPushQueue)
+		return
+	}
+	s.pq = append(s.pq, p)
+	sched := !s.scheduled
+	s.scheduled = true
+	s.pmu.Unlock()
+	if sched {
+		s.srv.schedulePush(s)
+	}
+}
+
+// deliver writes the queued pushes (on a push worker).
+func (s *session) deliver() {
+	s.pmu.Lock()
+	items := s.pq
+	s.pq = nil
+	s.scheduled = false
+	s.pmu.Unlock()
+	for _, p := range items {
+		if s.closed.Load() {
+			return
+		}
+		if p.dispatch == nil {
+			jr := p.ready
+			if s.write(&jr) == nil {
+				s.srv.m.pushes.WithLabelValues("JumpReady").Inc()
+			}
+			continue
+		}
+		d := p.dispatch
+		o, err := s.srv.offerFor(d.Release, d.Platform)
+		if err != nil {
+			s.srv.badPackage(d, err)
+			continue
+		}
+		s.sendOffer(o, d.Lease.Sub(s.srv.now()))
+	}
+}
+
+// verifyProof checks an Auth proof (PROTOCOL.md §6), in the documented
+// order.
+func (srv *Server) verifyProof(id engine.ClientID, tsMs uint64, nonce [16]byte, mac [32]byte, binding [32]byte) error {
+	secret, ok, err := srv.ids.Secret(id)
+	if err != nil {
+		return &wire.Error{Code: wire.CodeInternal, RetryAfterMs: srv.retryAfterMs(), Msg: "credential store unavailable"}
+	}
+	if !ok {
+		return &wire.Error{Code: wire.CodeUnknownClient, Msg: "client id not enrolled"}
+	}
+	now := srv.now()
+	nowMs := now.UnixMilli()
+	if d := int64(tsMs) - nowMs; d > srv.cfg.AuthSkew.Milliseconds() || -d > srv.cfg.AuthSkew.Milliseconds() {
+		return &wire.Error{Code: wire.CodeClockSkew, Msg: "timestamp too far from server time " + now.UTC().Format(time.RFC3339)}
+	}
+	want := wire.AuthMAC(&secret, wire.ClientID(id), tsMs, &nonce, &binding)
+	if !hmac.Equal(want[:], mac[:]) {
+		return &wire.Error{Code: wire.CodeAuthFailed, Msg: "proof does not match"}
+	}
+	switch srv.nonces.add(nowMs, id, nonce) {
+	case nonceReplayed:
+		return &wire.Error{Code: wire.CodeReplayed, Msg: "nonce already used"}
+	case nonceFull:
+		srv.m.drop(dropNonceWindow)
+		return &wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: srv.retryAfterMs(), Msg: "too many recent authentications"}
+	}
+	return nil
+}
+
+// enroll redeems an installer token against the current site tag.
+func (srv *Server) enroll(token string, kind engine.Kind) (engine.ClientID, [32]byte, error) {
+	tag, err := srv.siteTag()
+	if err != nil {
+		return engine.ClientID{}, [32]byte{}, engineToWire(err)
+	}
+	id, secret, err := srv.ids.EnrollKind(srv.now(), token, tag, kind)
+	if err != nil {
+		code := wire.CodeInternal
+		switch identity.CodeOf(err) {
+		case identity.CodeAuthFailed:
+			// PROTOCOL.md §7: an unknown installer token is installer_invalid.
+			code = wire.CodeInstallerInvalid
+		case identity.CodeInstallerInvalid:
+			code = wire.CodeInstallerInvalid
+		case identity.CodeKindMismatch:
+			code = wire.CodeKindMismatch
+		}
+		msg := err.Error()
+		if ie, ok := errors.AsType[*identity.Error](err); ok {
+			msg = ie.Msg
+		}
+		return id, secret, &wire.Error{Code: code, Msg: msg}
+	}
+	return id, secret, nil
+}
+
+// engineToWire maps engine error codes to the wire catalogue.
+func engineToWire(err error) *wire.Error {
+	var ee *engine.Error
+	if !errors.As(err, &ee) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return &wire.Error{Code: wire.CodeShuttingDown, Msg: "server is stopping"}
+		}
+		return &wire.Error{Code: wire.CodeInternal, Msg: "internal error"}
+	}
+	code := wire.CodeInternal
+	switch ee.Code {
+	case engine.CodeBadKind:
+		code = wire.CodeBadKind
+	case engine.CodeBadVersion:
+		code = wire.CodeBadVersion
+	case engine.CodeBadPlatform:
+		code = wire.CodeBadPlatform
+	case engine.CodeUnknownClient:
+		code = wire.CodeUnknownClient
+	case engine.CodeUnknownRelease:
+		code = wire.CodeUnknownRelease
+	case engine.CodeNotUpgrading:
+		code = wire.CodeNotUpgrading
+	case engine.CodeKindMismatch:
+		code = wire.CodeKindMismatch
+	case engine.CodeOverloaded:
+		code = wire.CodeOverloaded
+	case engine.CodeClosed:
+		code = wire.CodeShuttingDown
+	case engine.CodeBadRequest:
+		code = wire.CodeBadRequest
+	}
+	return &wire.Error{Code: code, Msg: ee.Msg}
+}
