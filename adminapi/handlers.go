@@ -348,10 +348,19 @@ func (a *API) prepareRelease(ctx context.Context, in *ReleaseIn) (engine.Release
 	return rel, nil
 }
 
+// ClientJSON is a client as the API shows it. Lane is shadowed by a
+// string so that API clients can decode it too.
+type ClientJSON struct {
+	engine.ClientInfo
+	Lane string `json:"lane"`
+}
+
+func clientJSON(c engine.ClientInfo) ClientJSON { return ClientJSON{ClientInfo: c, Lane: c.Lane.String()} }
+
 // ClientsBody is GET /v1/clients.
 type ClientsBody struct {
-	Clients    []engine.ClientInfo `json:"clients"`
-	NextCursor string              `json:"next_cursor"`
+	Clients    []ClientJSON `json:"clients"`
+	NextCursor string       `json:"next_cursor"`
 }
 
 // MaxPage caps limit in GET /v1/clients.
@@ -431,17 +440,17 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 			return nil, errorf(CodeBadCursor, "cursor %d is past the end (%d clients)", cursor, e.Len())
 		}
 		cs, next := e.List(f, cursor, limit)
-		return ClientsBody{Clients: cs, NextCursor: cursorString(next)}, nil
+		out := ClientsBody{Clients: make([]ClientJSON, len(cs)), NextCursor: cursorString(next)}
+		for i, c := range cs {
+			out.Clients[i] = clientJSON(c)
+		}
+		return out, nil
 	})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	body := v.(ClientsBody)
-	if body.Clients == nil {
-		body.Clients = []engine.ClientInfo{}
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, v)
 }
 
 func cursorString(next int) string {
@@ -462,7 +471,7 @@ func isLowerHex(s string) bool {
 
 // ClientBody is GET /v1/clients/{id}.
 type ClientBody struct {
-	engine.ClientInfo
+	ClientJSON
 	History []events.Record `json:"history"`
 }
 
@@ -487,17 +496,17 @@ func (a *API) client(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		h = []events.Record{}
 	}
-	writeJSON(w, http.StatusOK, ClientBody{ClientInfo: c, History: h})
+	writeJSON(w, http.StatusOK, ClientBody{ClientJSON: clientJSON(c), History: h})
 }
 
 // JumpBody is the answer of POST /v1/clients/{id}/jump.
 type JumpBody struct {
-	Result   engine.JumpResult `json:"result"`
-	State    engine.State      `json:"state"`
-	Lane     engine.Lane       `json:"lane"`
-	Position int               `json:"position,omitempty"`
-	Version  engine.Version    `json:"version"`
-	Target   engine.Version    `json:"target,omitzero"`
+	Result   string         `json:"result"` // allowed, offline, upgrade_pending
+	State    engine.State   `json:"state"`
+	Lane     string         `json:"lane"`
+	Position int            `json:"position,omitempty"`
+	Version  engine.Version `json:"version"`
+	Target   engine.Version `json:"target,omitzero"`
 }
 
 func (a *API) jump(w http.ResponseWriter, r *http.Request) {
@@ -516,7 +525,7 @@ func (a *API) jump(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, JumpBody{Result: ans.Result, State: ans.State, Lane: ans.Lane, Position: ans.Position,
+	writeJSON(w, http.StatusOK, JumpBody{Result: ans.Result.String(), State: ans.State, Lane: ans.Lane.String(), Position: ans.Position,
 		Version: ans.Version, Target: ans.Target})
 }
 
@@ -536,7 +545,7 @@ func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		c, _ := e.Client(id)
-		return c, nil
+		return clientJSON(c), nil
 	})
 	if err != nil {
 		writeError(w, err)

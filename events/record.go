@@ -28,6 +28,9 @@ type Record struct {
 	// Settings shadows engine.Event.Settings so that settings appear in the
 	// admin API's form (durations as strings) rather than as nanoseconds.
 	Settings *Settings `json:"settings,omitempty"`
+	// Lane shadows engine.Event.Lane as a plain string so that consumers
+	// can decode records (engine.Lane only encodes).
+	Lane string `json:"lane,omitempty"`
 
 	turn  uint64
 	index int
@@ -42,6 +45,9 @@ func MakeRecord(turn uint64, index int, ev engine.Event) Record {
 		r.Settings = &s
 	}
 	r.Event.Settings = nil
+	if ev.Lane != engine.LaneNone {
+		r.Lane = ev.Lane.String()
+	}
 	return r
 }
 
