@@ -101,7 +101,6 @@ func NewClient(base, token, pin string) *Client {
 	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Transport: tr}}
 }
 
-
 // APIError is an error answer of the admin API.
 type APIError struct {
 	Status  int

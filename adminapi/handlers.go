@@ -355,7 +355,9 @@ type ClientJSON struct {
 	Lane string `json:"lane"`
 }
 
-func clientJSON(c engine.ClientInfo) ClientJSON { return ClientJSON{ClientInfo: c, Lane: c.Lane.String()} }
+func clientJSON(c engine.ClientInfo) ClientJSON {
+	return ClientJSON{ClientInfo: c, Lane: c.Lane.String()}
+}
 
 // ClientsBody is GET /v1/clients.
 type ClientsBody struct {
