@@ -37,6 +37,7 @@ import (
 	"jumpfleet/identity"
 	"jumpfleet/packages"
 	"jumpfleet/store"
+	"jumpfleet/transport/server"
 )
 
 // Broker is a running jumpfleet server.
@@ -57,8 +58,8 @@ type Broker struct {
 	pub  *events.Publisher
 	ring *events.Ring
 
-	transport transportServer // nil until started
-	onCommit  atomic.Pointer[func(uint64, *engine.Output)]
+	srv      *server.Server // client transport; nil until started
+	onCommit atomic.Pointer[pushHook]
 
 	reg      *prometheus.Registry
 	adminLn  net.Listener
@@ -321,11 +322,12 @@ func (b *Broker) closeNow() { _ = b.Close() }
 func (b *Broker) shutdown(ctx context.Context) error {
 	b.stopping.Store(true)
 	var errs []error
-	if b.transport != nil {
-		if err := b.transport.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if b.srv != nil {
+		// Stop accepting, send every session a Bye with a jittered
+		// retry-after, wait for them (or ctx).
+		if err := b.srv.Shutdown(ctx); err != nil && ctx.Err() == nil {
 			errs = append(errs, fmt.Errorf("transport: %w", err))
 		}
-		_ = b.transport.Close()
 	}
 	if b.ring != nil {
 		b.ring.Close() // ends event streams, so the admin server can go idle

@@ -1,20 +1,54 @@
 package broker
 
 import (
-	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"fmt"
 	"net"
+
+	"jumpfleet/engine"
+	"jumpfleet/transport/server"
 )
 
-// transportServer is what the broker needs of transport/server.Server.
-type transportServer interface {
-	Shutdown(ctx context.Context) error
-	Close() error
-}
-
-// startTransport starts the client listeners (TLS and QUIC).
+// startTransport starts the client listeners (TLS over TCP and QUIC on the
+// same port number) and routes the engine's pushes to them.
 func (b *Broker) startTransport() error {
+	srv, err := server.New(server.Config{
+		Listen:      b.cfg.Listen,
+		TLS:         &tls.Config{Certificates: []tls.Certificate{b.cert}},
+		DisableQUIC: b.cfg.DisableQUIC,
+		AcceptRate:  b.cfg.AcceptRate,
+		AcceptBurst: b.cfg.AcceptBurst,
+		MaxConns:    b.cfg.MaxConns,
+		BytesPerSec: b.cfg.Settings.BytesPerSec,
+		Logger:      b.log.Named("transport"),
+		Registerer:  b.reg,
+	}, b.node, b.ids, b.pkgs, b.releaseKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		return fmt.Errorf("broker: transport: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("broker: transport: %w", err)
+	}
+	b.srv = srv
+	hook := srv.OnCommit
+	b.onCommit.Store(&hook)
 	return nil
 }
 
-// ClientAddrs are the client listeners' addresses.
-func (b *Broker) ClientAddrs() []net.Addr { return nil }
+// ClientAddrs are the client listeners' addresses (TCP, then UDP for QUIC).
+func (b *Broker) ClientAddrs() []net.Addr {
+	if b.srv == nil {
+		return nil
+	}
+	tcp, udp := b.srv.Addrs()
+	out := []net.Addr{tcp}
+	if udp != nil {
+		out = append(out, udp)
+	}
+	return out
+}
+
+// pushHook is the type of the transport's OnCommit.
+type pushHook = func(uint64, *engine.Output)
