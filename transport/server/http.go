@@ -37,7 +37,6 @@ const (
 	HeaderMAC       = "X-JF-MAC"
 )
 
-
 // chanListener hands connections the TLS accept loop already handshook to
 // an http.Server.
 type chanListener struct {

@@ -1,0 +1,591 @@
+// Package client is the jumpfleet agent library and the reference for
+// agent authors: it connects to a broker over TLS 1.3 or QUIC, speaks
+// protocol v1 (docs/PROTOCOL.md), enrolls or authenticates, checks in,
+// keeps heartbeats, follows pushes, downloads and verifies packages, and
+// reconnects with capped exponential backoff and full jitter, honouring
+// the server's retry-after. The load tester drives brokers with it.
+//
+// A Conn has one reader goroutine. Requests are answered in order, so a
+// Conn keeps a FIFO of waiting calls; frames the server sends unasked
+// (UpgradeOffer, JumpReady, Bye, and RetryLater or Error with no request
+// waiting) are pushes, delivered on Pushes() or to Config.OnPush.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"jumpfleet/transport/wire"
+)
+
+// ALPN is the protocol name the broker routes to protocol v1.
+const ALPN = "jumpfleet/1"
+
+// Config configures Dial. Validate fills defaults.
+type Config struct {
+	// Addr is host:port; the same port serves TLS (TCP) and QUIC (UDP).
+	Addr string
+	// Protocol is "tls" (default) or "quic".
+	Protocol string
+	// TLS carries RootCAs/ServerName (and a ClientSessionCache for
+	// resumption). NextProtos and MinVersion are set by Dial.
+	TLS *tls.Config
+	// PinSHA256, when set, replaces chain verification by a pin on the
+	// SHA-256 of the server's leaf certificate (DER).
+	PinSHA256 []byte
+	// Role is sent in Hello: active, passive, jumpoint or console.
+	Role wire.Kind
+	// MaxFrame is the largest payload this client accepts (default 64 KiB).
+	MaxFrame uint32
+	// DialTimeout bounds connect + handshake + Hello (default 10s).
+	DialTimeout time.Duration
+	// PushBuffer is the capacity of Pushes() (default 16); a push that
+	// finds it full is dropped and counted (Dropped).
+	PushBuffer int
+	// OnPush, if set, receives pushes instead of the channel. It runs on
+	// the reader goroutine and must not block.
+	OnPush func(wire.Msg)
+	// Now is the clock used for Auth timestamps (default time.Now).
+	Now func() time.Time
+}
+
+// Validate fills defaults and checks fields.
+func (c *Config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("client: Addr is required")
+	}
+	switch c.Protocol {
+	case "":
+		c.Protocol = "tls"
+	case "tls", "quic":
+	default:
+		return fmt.Errorf("client: protocol %q: want tls or quic", c.Protocol)
+	}
+	if c.Role == 0 {
+		c.Role = wire.KindActive
+	}
+	if c.Role < wire.KindActive || c.Role > wire.KindConsole {
+		return fmt.Errorf("client: role %d unknown", c.Role)
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = wire.DefaultMaxFrame
+	}
+	if c.MaxFrame < wire.PreHelloMaxFrame {
+		return fmt.Errorf("client: max frame must be at least %d", wire.PreHelloMaxFrame)
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.PushBuffer == 0 {
+		c.PushBuffer = 16
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+func (c *Config) tlsConfig() *tls.Config {
+	var tc *tls.Config
+	if c.TLS != nil {
+		tc = c.TLS.Clone()
+	} else {
+		tc = &tls.Config{}
+	}
+	tc.MinVersion = tls.VersionTLS13
+	tc.NextProtos = []string{ALPN}
+	if len(c.PinSHA256) > 0 {
+		pin := append([]byte(nil), c.PinSHA256...)
+		tc.InsecureSkipVerify = true // replaced by the pin below
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("client: server sent no certificate")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			if !bytes.Equal(sum[:], pin) {
+				return errors.New("client: server certificate does not match the pin")
+			}
+			return nil
+		}
+	}
+	return tc
+}
+
+// Credentials are what enrollment gives a client; keep them secret.
+type Credentials struct {
+	ID     wire.ClientID
+	Secret [32]byte
+}
+
+// stream is a TLS connection or a QUIC stream.
+type stream interface {
+	io.ReadWriter
+	SetDeadline(time.Time) error
+	Close() error
+}
+
+// Conn is one connection to the broker. Methods are safe for concurrent
+// use; answers come back in request order.
+type Conn struct {
+	cfg     Config
+	raw     stream
+	binding [32]byte
+	ack     wire.HelloAck
+	r       *wire.Reader
+
+	wmu sync.Mutex
+	w   *wire.Writer // owned by wmu
+
+	pmu     sync.Mutex
+	pending []*call // owned by pmu: FIFO of requests awaiting answers
+
+	pushes  chan wire.Msg
+	dropped atomic.Int64
+
+	done      chan struct{} // closed when the reader exits
+	errMu     sync.Mutex
+	err       error // why the connection ended
+	closeOnce sync.Once
+	hbStop    chan struct{}
+	hbOnce    sync.Once
+	wg        sync.WaitGroup
+}
+
+type call struct {
+	ch chan wire.Msg // capacity 1
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan wire.Msg, 1)} }}
+
+// Dial connects, handshakes, and exchanges Hello/HelloAck.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	tc := cfg.tlsConfig()
+	var raw stream
+	var cs tls.ConnectionState
+	switch cfg.Protocol {
+	case "tls":
+		d := tls.Dialer{Config: tc}
+		nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+		if err != nil {
+			return nil, err
+		}
+		t := nc.(*tls.Conn)
+		raw, cs = t, t.ConnectionState()
+	case "quic":
+		qc, err := quic.DialAddr(ctx, cfg.Addr, tc, &quic.Config{KeepAlivePeriod: 15 * time.Second, HandshakeIdleTimeout: cfg.DialTimeout})
+		if err != nil {
+			return nil, err
+		}
+		st, err := qc.OpenStreamSync(ctx)
+		if err != nil {
+			_ = qc.CloseWithError(0, "")
+			return nil, err
+		}
+		raw, cs = &quicStream{Stream: st, conn: qc}, qc.ConnectionState().TLS
+	}
+	c := &Conn{cfg: cfg, raw: raw, pushes: make(chan wire.Msg, cfg.PushBuffer), done: make(chan struct{}), hbStop: make(chan struct{})}
+	b, err := cs.ExportKeyingMaterial(wire.ExporterLabel, nil, 32)
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	copy(c.binding[:], b)
+	c.r = wire.NewReader(raw, wire.PreHelloMaxFrame)
+	c.w = wire.NewWriter(raw, wire.PreHelloMaxFrame)
+	if dl, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	if err := c.w.WriteMsg(&wire.Hello{Magic: wire.Magic, MinVersion: wire.ProtocolVersion, MaxVersion: wire.ProtocolVersion,
+		Role: cfg.Role, MaxFrame: cfg.MaxFrame}); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	m, err := c.r.ReadMsg()
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	switch m := m.(type) {
+	case *wire.HelloAck:
+		c.ack = *m
+	case *wire.Error:
+		_ = raw.Close()
+		return nil, m
+	default:
+		_ = raw.Close()
+		return nil, fmt.Errorf("client: %s instead of HelloAck", m.Type())
+	}
+	_ = raw.SetDeadline(time.Time{})
+	c.r.SetMaxFrame(int(c.ack.MaxFrame))
+	c.w.SetMaxFrame(int(c.ack.MaxFrame))
+	c.wg.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+// HelloAck returns what the server negotiated.
+func (c *Conn) HelloAck() wire.HelloAck { return c.ack }
+
+// Pushes delivers server-initiated messages (unless Config.OnPush is set).
+func (c *Conn) Pushes() <-chan wire.Msg { return c.pushes }
+
+// Dropped counts pushes lost to a full Pushes() buffer.
+func (c *Conn) Dropped() int64 { return c.dropped.Load() }
+
+// Closed is closed when the connection has ended; Err says why.
+func (c *Conn) Closed() <-chan struct{} { return c.done }
+
+// Err is why the connection ended (nil while it is up).
+func (c *Conn) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+func (c *Conn) setErr(err error) {
+	c.errMu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.errMu.Unlock()
+}
+
+// Close closes the connection and waits for its goroutines. Idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.setErr(net.ErrClosed)
+		c.hbOnce.Do(func() { close(c.hbStop) })
+		_ = c.raw.Close()
+	})
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	defer close(c.done)
+	defer c.failPending()
+	for {
+		m, err := c.r.ReadMsg()
+		if err != nil {
+			c.setErr(err)
+			_ = c.raw.Close()
+			return
+		}
+		switch m := m.(type) {
+		case *wire.UpgradeOffer, *wire.JumpReady:
+			c.push(m)
+		case *wire.Bye:
+			c.setErr(&ByeError{RetryAfter: time.Duration(m.RetryAfterMs) * time.Millisecond})
+			c.push(m)
+		case *wire.RetryLater:
+			if !c.answer(m) {
+				c.push(m)
+			}
+		case *wire.Error:
+			if m.Code.Closes() || !m.Code.Known() {
+				c.setErr(m)
+			}
+			if !c.answer(m) {
+				c.push(m)
+			}
+		default:
+			if !c.answer(m) {
+				c.setErr(fmt.Errorf("client: unsolicited %s", m.Type()))
+				_ = c.raw.Close()
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) push(m wire.Msg) {
+	if c.cfg.OnPush != nil {
+		c.cfg.OnPush(m)
+		return
+	}
+	select {
+	case c.pushes <- m:
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+// answer gives m to the oldest waiting call.
+func (c *Conn) answer(m wire.Msg) bool {
+	c.pmu.Lock()
+	if len(c.pending) == 0 {
+		c.pmu.Unlock()
+		return false
+	}
+	cl := c.pending[0]
+	c.pending[0] = nil
+	c.pending = c.pending[1:]
+	c.pmu.Unlock()
+	cl.ch <- m
+	return true
+}
+
+func (c *Conn) failPending() {
+	c.pmu.Lock()
+	p := c.pending
+	c.pending = nil
+	c.pmu.Unlock()
+	for _, cl := range p {
+		cl.ch <- nil
+	}
+}
+
+// send writes m without waiting for an answer.
+func (c *Conn) send(m wire.Msg) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.WriteMsg(m)
+}
+
+// roundTrip writes m and waits for its answer. ctx ending closes the
+// connection: a late answer would otherwise be taken by the next request.
+func (c *Conn) roundTrip(ctx context.Context, m wire.Msg) (wire.Msg, error) {
+	cl := callPool.Get().(*call)
+	c.wmu.Lock()
+	c.pmu.Lock()
+	select {
+	case <-c.done:
+		c.pmu.Unlock()
+		c.wmu.Unlock()
+		callPool.Put(cl)
+		return nil, c.connErr()
+	default:
+	}
+	c.pending = append(c.pending, cl)
+	c.pmu.Unlock()
+	err := c.w.WriteMsg(m)
+	c.wmu.Unlock()
+	if err != nil {
+		_ = c.raw.Close() // the reader fails the call
+	}
+	select {
+	case ans := <-cl.ch:
+		callPool.Put(cl)
+		if ans == nil {
+			return nil, c.connErr()
+		}
+		switch a := ans.(type) {
+		case *wire.Error:
+			return nil, a
+		case *wire.RetryLater:
+			return nil, &RetryLaterError{RetryAfter: time.Duration(a.RetryAfterMs) * time.Millisecond}
+		}
+		return ans, nil
+	case <-ctx.Done():
+		_ = c.raw.Close() // cl stays with the reader, which fails it
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Conn) connErr() error {
+	<-c.done
+	if err := c.Err(); err != nil {
+		return err
+	}
+	return net.ErrClosed
+}
+
+// RetryLaterError is the server's RetryLater answer to a request.
+type RetryLaterError struct{ RetryAfter time.Duration }
+
+func (e *RetryLaterError) Error() string { return fmt.Sprintf("retry later (after %v)", e.RetryAfter) }
+
+// ByeError is why a connection ended after the server's Bye.
+type ByeError struct{ RetryAfter time.Duration }
+
+func (e *ByeError) Error() string { return fmt.Sprintf("server said bye (retry after %v)", e.RetryAfter) }
+
+// RetryAfter extracts a server-given retry-after from err (Error with
+// retry_after_ms, RetryLater, Bye); 0 if none.
+func RetryAfter(err error) time.Duration {
+	var we *wire.Error
+	var rl *RetryLaterError
+	var by *ByeError
+	switch {
+	case errors.As(err, &we):
+		return time.Duration(we.RetryAfterMs) * time.Millisecond
+	case errors.As(err, &rl):
+		return rl.RetryAfter
+	case errors.As(err, &by):
+		return by.RetryAfter
+	}
+	return 0
+}
+
+func unexpected(m wire.Msg, want string) error {
+	return fmt.Errorf("client: got %s, want %s", m.Type(), want)
+}
+
+// Enroll redeems an installer token; the connection is then authenticated
+// as the new client.
+func (c *Conn) Enroll(ctx context.Context, m wire.Enroll) (Credentials, error) {
+	ans, err := c.roundTrip(ctx, &m)
+	if err != nil {
+		return Credentials{}, err
+	}
+	ok, isOK := ans.(*wire.EnrollOK)
+	if !isOK {
+		return Credentials{}, unexpected(ans, "EnrollOK")
+	}
+	return Credentials{ID: ok.ClientID, Secret: ok.Secret}, nil
+}
+
+// Auth proves the client's secret, bound to this connection.
+func (c *Conn) Auth(ctx context.Context, cred Credentials) error {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	ts := uint64(c.cfg.Now().UnixMilli())
+	mac := wire.AuthMAC(&cred.Secret, cred.ID, ts, &nonce, &c.binding)
+	return c.AuthRaw(ctx, &wire.Auth{ClientID: cred.ID, TimestampMs: ts, Nonce: nonce, MAC: mac})
+}
+
+// AuthRaw sends a prepared Auth (tests use it to replay proofs).
+func (c *Conn) AuthRaw(ctx context.Context, m *wire.Auth) error {
+	ans, err := c.roundTrip(ctx, m)
+	if err != nil {
+		return err
+	}
+	if _, ok := ans.(*wire.AuthOK); !ok {
+		return unexpected(ans, "AuthOK")
+	}
+	return nil
+}
+
+// Binding is this connection's TLS exporter value (what Auth binds to).
+func (c *Conn) Binding() [32]byte { return c.binding }
+
+// ConsoleAuth authenticates an access console.
+func (c *Conn) ConsoleAuth(ctx context.Context, token string) error {
+	ans, err := c.roundTrip(ctx, &wire.ConsoleAuth{ConsoleToken: token})
+	if err != nil {
+		return err
+	}
+	if _, ok := ans.(*wire.AuthOK); !ok {
+		return unexpected(ans, "AuthOK")
+	}
+	return nil
+}
+
+// CheckIn reports the client's state and returns the server's answer. A
+// RetryLater answer is a *RetryLaterError.
+func (c *Conn) CheckIn(ctx context.Context, m wire.CheckIn) (wire.CheckInAnswer, error) {
+	ans, err := c.roundTrip(ctx, &m)
+	if err != nil {
+		return wire.CheckInAnswer{}, err
+	}
+	a, ok := ans.(*wire.CheckInAnswer)
+	if !ok {
+		return wire.CheckInAnswer{}, unexpected(ans, "CheckInAnswer")
+	}
+	return *a, nil
+}
+
+// Heartbeat sends one heartbeat and waits for its ack.
+func (c *Conn) Heartbeat(ctx context.Context) error {
+	ans, err := c.roundTrip(ctx, &wire.Heartbeat{})
+	if err != nil {
+		return err
+	}
+	if _, ok := ans.(*wire.HeartbeatAck); !ok {
+		return unexpected(ans, "HeartbeatAck")
+	}
+	return nil
+}
+
+// StartHeartbeats sends heartbeats at the interval the server asked for
+// (HelloAck) until Close. The goroutine belongs to the Conn.
+func (c *Conn) StartHeartbeats() {
+	d := time.Duration(c.ack.HeartbeatMs) * time.Millisecond
+	if d <= 0 {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				err := c.Heartbeat(ctx)
+				cancel()
+				if err != nil {
+					return
+				}
+			case <-c.hbStop:
+				return
+			case <-c.done:
+				return
+			}
+		}
+	}()
+}
+
+// Jump asks (as a console) to jump to a client.
+func (c *Conn) Jump(ctx context.Context, id wire.ClientID) (wire.JumpAnswer, error) {
+	ans, err := c.roundTrip(ctx, &wire.JumpRequest{ClientID: id})
+	if err != nil {
+		return wire.JumpAnswer{}, err
+	}
+	a, ok := ans.(*wire.JumpAnswer)
+	if !ok {
+		return wire.JumpAnswer{}, unexpected(ans, "JumpAnswer")
+	}
+	return *a, nil
+}
+
+// Progress reports download progress (renews the upgrade lease). The
+// server answers only misuse, as a push-like Error.
+func (c *Conn) Progress(bytesDone uint64) error { return c.send(&wire.Progress{BytesDone: bytesDone}) }
+
+// Done reports the package verified and installed.
+func (c *Conn) Done() error { return c.send(&wire.Done{}) }
+
+// Fail reports a failed upgrade with a code from 32-63.
+func (c *Conn) Fail(code wire.ErrCode, msg string) error {
+	return c.send(&wire.Fail{Code: code, Msg: msg})
+}
+
+// Bye says the client is leaving, then closes.
+func (c *Conn) Bye() error {
+	err := c.send(&wire.Bye{})
+	_ = c.Close()
+	return err
+}
+
+// quicStream closes the QUIC connection with its stream.
+type quicStream struct {
+	*quic.Stream
+	conn *quic.Conn
+}
+
+func (q *quicStream) Close() error {
+	_ = q.Stream.Close()
+	return q.conn.CloseWithError(0, "")
+}
