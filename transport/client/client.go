@@ -416,7 +416,9 @@ func (e *RetryLaterError) Error() string { return fmt.Sprintf("retry later (afte
 // ByeError is why a connection ended after the server's Bye.
 type ByeError struct{ RetryAfter time.Duration }
 
-func (e *ByeError) Error() string { return fmt.Sprintf("server said bye (retry after %v)", e.RetryAfter) }
+func (e *ByeError) Error() string {
+	return fmt.Sprintf("server said bye (retry after %v)", e.RetryAfter)
+}
 
 // RetryAfter extracts a server-given retry-after from err (Error with
 // retry_after_ms, RetryLater, Bye); 0 if none.
