@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -256,4 +255,5 @@ func tempFile(t *testing.T) *os.File {
 	return f
 }
 
-var _ = strings.Contains
+
+func nowT() time.Time { return time.Now() }
