@@ -255,5 +255,4 @@ func tempFile(t *testing.T) *os.File {
 	return f
 }
 
-
 func nowT() time.Time { return time.Now() }
