@@ -1,0 +1,572 @@
+package loadtest
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"jumpfleet/engine"
+)
+
+// fleet runs the agents of one load process. Every agent and console is a
+// goroutine in wg, stopped by cancelling the context given to start.
+type fleet struct {
+	cfg *Config
+	d   Dialer
+	rec *Recorder
+	wg  sync.WaitGroup
+
+	connSem chan struct{} // bounds dials in flight
+
+	enrolled atomic.Int64 // agents that enrolled and checked in once
+	failedEn atomic.Int64 // agents whose enrollment failed for good
+
+	// The storm scenario's epoch: an agent counts itself reconnected once
+	// per epoch, at its first check-in after the epoch began.
+	epoch       atomic.Int64
+	reconnected atomic.Int64
+
+	// steady: persistent agents check in every Interval instead of
+	// heartbeating.
+	steady bool
+
+	mu  sync.Mutex
+	ids []engine.ClientID // enrolled agents, for consoles to pick from
+}
+
+// agent is one simulated Jump client or Jumpoint; owned by its goroutine.
+type agent struct {
+	idx     int
+	spec    AgentSpec
+	id      Identity
+	version engine.Version
+	rng     *rand.Rand
+	epoch   int64
+}
+
+func newFleet(cfg *Config, d Dialer, rec *Recorder) *fleet {
+	return &fleet{cfg: cfg, d: d, rec: rec, connSem: make(chan struct{}, cfg.ConnectConcurrency)}
+}
+
+// start launches every agent: index i of the fleet is a Jumpoint, an active
+// or a passive client in that order. Each enrolls with the installer for
+// its kind.
+func (f *fleet) start(ctx context.Context, installers map[engine.Kind]string, first, n int) {
+	for i := first; i < first+n; i++ {
+		spec := AgentSpec{Kind: f.kindOf(i), Platform: f.cfg.Platform, Version: f.cfg.FromVersion}
+		a := &agent{idx: i, spec: spec, version: spec.Version,
+			rng: rand.New(rand.NewPCG(f.cfg.Seed, uint64(i)))}
+		f.wg.Go(func() { f.run(ctx, a, installers[spec.Kind]) })
+	}
+}
+
+func (f *fleet) kindOf(i int) engine.Kind {
+	switch {
+	case i < f.cfg.Jumpoints:
+		return engine.KindJumpoint
+	case i < f.cfg.Jumpoints+f.cfg.Active:
+		return engine.KindActive
+	}
+	return engine.KindPassive
+}
+
+// wait waits for every agent and console to stop.
+func (f *fleet) wait() { f.wg.Wait() }
+
+func (f *fleet) acquire(ctx context.Context) bool {
+	select {
+	case f.connSem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (f *fleet) release() { <-f.connSem }
+
+// enroll redeems the installer, retrying transient refusals with backoff.
+func (f *fleet) enroll(ctx context.Context, a *agent, token string) AgentConn {
+	give := time.Now().Add(f.cfg.GiveUpAfter)
+	for attempt := 0; ; attempt++ {
+		if !f.acquire(ctx) {
+			return nil
+		}
+		t0 := time.Now()
+		id, c, err := f.d.Enroll(ctx, token, a.spec)
+		f.release()
+		if err == nil {
+			f.rec.Handshake(time.Since(t0))
+			a.id = id
+			f.mu.Lock()
+			f.ids = append(f.ids, id.ID)
+			f.mu.Unlock()
+			return c
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.rec.Error(CodeOf(err))
+		switch CodeOf(err) {
+		case "auth_failed", "installer_invalid", "kind_mismatch", "bad_kind":
+			f.failedEn.Add(1)
+			return nil // permanent: retrying cannot help
+		}
+		if time.Now().After(give) {
+			f.failedEn.Add(1)
+			f.rec.GaveUp()
+			return nil
+		}
+		if !sleepCtx(ctx, f.backoff(a, attempt, 0)) {
+			return nil
+		}
+	}
+}
+
+// dial reconnects an enrolled agent with capped exponential backoff and
+// full jitter, honouring the broker's retry-after. It returns nil when the
+// context ends or the agent gives up.
+func (f *fleet) dial(ctx context.Context, a *agent, retryAfter time.Duration) AgentConn {
+	give := time.Now().Add(f.cfg.GiveUpAfter)
+	if retryAfter > 0 && !sleepCtx(ctx, retryAfter+time.Duration(a.rng.Int64N(int64(retryAfter)/2+1))) {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		if !f.acquire(ctx) {
+			return nil
+		}
+		t0 := time.Now()
+		c, err := f.d.Dial(ctx, a.id)
+		f.release()
+		if err == nil {
+			f.rec.Handshake(time.Since(t0))
+			return c
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.rec.Error(CodeOf(err))
+		if time.Now().After(give) {
+			f.rec.GaveUp()
+			return nil
+		}
+		var ra time.Duration
+		if e, ok := err.(interface{ RetryAfter() time.Duration }); ok {
+			ra = e.RetryAfter()
+		}
+		if !sleepCtx(ctx, f.backoff(a, attempt, ra)) {
+			return nil
+		}
+	}
+}
+
+// backoff is min(max, base·2^attempt) with full jitter, and never less than
+// the broker's retry-after.
+func (f *fleet) backoff(a *agent, attempt int, retryAfter time.Duration) time.Duration {
+	d := f.cfg.ReconnectBase << min(attempt, 20)
+	d = min(d, f.cfg.ReconnectMax)
+	d = time.Duration(a.rng.Int64N(int64(d) + 1))
+	return max(d, retryAfter)
+}
+
+// checkIn sends one check-in and records it. ok is false when the
+// connection failed (the caller reconnects).
+func (f *fleet) checkIn(ctx context.Context, a *agent, c AgentConn, flags uint8) (Answer, bool) {
+	t0 := time.Now()
+	ans, err := c.CheckIn(ctx, a.version, flags)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.rec.Error(CodeOf(err))
+		}
+		return ans, false
+	}
+	f.rec.CheckIn(time.Since(t0))
+	if e := f.epoch.Load(); a.epoch < e && a.spec.Kind.Persistent() {
+		a.epoch = e
+		f.reconnected.Add(1)
+	}
+	return ans, true
+}
+
+func (f *fleet) run(ctx context.Context, a *agent, token string) {
+	c := f.enroll(ctx, a, token)
+	if c == nil {
+		return
+	}
+	if a.spec.Kind == engine.KindPassive {
+		f.runPassive(ctx, a, c)
+		return
+	}
+	f.runPersistent(ctx, a, c)
+}
+
+// runPersistent is an active client or Jumpoint: connected all the time,
+// checking in at start and after every reconnect, following pushes.
+func (f *fleet) runPersistent(ctx context.Context, a *agent, c AgentConn) {
+	flags := FlagStartup
+	first := true
+	var tick <-chan time.Time
+	if every := f.tickEvery(); every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		if c == nil {
+			return
+		}
+		if _, ok := f.checkIn(ctx, a, c, flags); !ok {
+			c = f.reconnect(ctx, a, c)
+			flags = FlagReconnect
+			continue
+		}
+		if first {
+			first = false
+			f.enrolled.Add(1)
+		}
+		f.rec.Online(1)
+		next := f.serve(ctx, a, c, tick)
+		f.rec.Online(-1)
+		switch next.what {
+		case serveStop:
+			c.Close()
+			return
+		case serveReconnect:
+			c = f.reconnect(ctx, a, c)
+			flags = FlagReconnect
+		case servePostUpgrade:
+			c = next.conn
+			flags = FlagPostUpgrade
+		}
+	}
+}
+
+func (f *fleet) tickEvery() time.Duration {
+	if f.steady {
+		return f.cfg.Interval
+	}
+	return f.cfg.HeartbeatEvery
+}
+
+// reconnect closes c and dials again, after the broker's retry-after.
+func (f *fleet) reconnect(ctx context.Context, a *agent, c AgentConn) AgentConn {
+	ra := c.RetryAfter()
+	c.Close()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return f.dial(ctx, a, ra)
+}
+
+type serveResult struct {
+	what int
+	conn AgentConn
+}
+
+const (
+	serveStop = iota
+	serveReconnect
+	servePostUpgrade
+)
+
+// serve follows one connection until it ends, the agent installs an
+// upgrade (and restarts on a new connection) or the run stops.
+func (f *fleet) serve(ctx context.Context, a *agent, c AgentConn, tick <-chan time.Time) serveResult {
+	for {
+		select {
+		case <-ctx.Done():
+			return serveResult{what: serveStop}
+		case <-c.Closed():
+			return serveResult{what: serveReconnect}
+		case o := <-c.Offers():
+			nc, ok := f.upgrade(ctx, a, c, o)
+			if !ok {
+				if ctx.Err() != nil {
+					return serveResult{what: serveStop}
+				}
+				return serveResult{what: serveReconnect}
+			}
+			if nc != nil {
+				return serveResult{what: servePostUpgrade, conn: nc}
+			}
+		case <-tick:
+			if f.steady {
+				if _, ok := f.checkIn(ctx, a, c, 0); !ok {
+					return serveResult{what: serveReconnect}
+				}
+			} else if err := c.Heartbeat(ctx); err != nil {
+				if ctx.Err() == nil {
+					f.rec.Error(CodeOf(err))
+				}
+				return serveResult{what: serveReconnect}
+			}
+		}
+	}
+}
+
+// upgrade carries out one offer: verify and fetch the package, install it
+// (UpgradeTime), then either report failure (FailRate) or restart on the
+// new version: a new connection whose check-in completes the upgrade. It
+// returns the new connection (nil after a failure, the old one going on),
+// or ok false when the old connection broke.
+func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (AgentConn, bool) {
+	f.rec.UpgradeStarted(a.id.ID, time.Now())
+	if err := c.Fetch(ctx, o); err != nil {
+		code := CodeOf(err)
+		f.rec.Error(code)
+		f.rec.UpgradeEnded()
+		if failCode, ok := clientFailCodes[code]; ok {
+			// The package is bad, not the connection: say so.
+			f.rec.Failed()
+			return nil, c.Fail(ctx, failCode, err.Error()) == nil
+		}
+		return nil, false
+	}
+	if !sleepCtx(ctx, f.upgradeTime(a)) {
+		f.rec.UpgradeEnded()
+		return nil, false
+	}
+	if f.cfg.FailRate > 0 && a.rng.Float64() < f.cfg.FailRate {
+		f.rec.Failed()
+		f.rec.UpgradeEnded()
+		return nil, c.Fail(ctx, 36, "install_failed: simulated by jumpload") == nil
+	}
+	if err := c.Done(ctx); err != nil && ctx.Err() == nil {
+		f.rec.Error(CodeOf(err))
+	}
+	// The agent restarts on the new version.
+	c.Close()
+	a.version = o.Target
+	var nc AgentConn
+	for nc == nil {
+		nc = f.dial(ctx, a, 0)
+		if nc == nil {
+			f.rec.UpgradeEnded()
+			return nil, false
+		}
+		f.rec.UpgradeEnded() // just before the check-in that frees the slot
+		ans, ok := f.checkIn(ctx, a, nc, FlagPostUpgrade)
+		if !ok {
+			f.rec.inFlight.Add(1) // still ours until a check-in lands
+			nc = f.reconnect(ctx, a, nc)
+			if nc == nil {
+				f.rec.UpgradeEnded()
+				return nil, false
+			}
+			continue
+		}
+		if ans.State == engine.StateCurrent {
+			f.rec.Upgraded(time.Now())
+		}
+	}
+	return nc, true
+}
+
+// clientFailCodes maps a verification failure to the wire Fail code.
+var clientFailCodes = map[string]uint16{
+	"download_failed": 32, "size_mismatch": 33, "hash_mismatch": 34, "bad_signature": 35,
+}
+
+func (f *fleet) upgradeTime(a *agent) time.Duration {
+	d := float64(f.cfg.UpgradeTime)
+	if j := f.cfg.UpgradeJitter; j > 0 {
+		d *= 1 - j + 2*j*a.rng.Float64()
+	}
+	return time.Duration(d)
+}
+
+// runPassive is a passive Jump client: it checks in at start-up, then at
+// least every PassivePeriod (the 24-hour check-in, scaled), after console
+// contacts and tray requests (ExtraCheckIns per period, at random), and
+// early when the broker's retry-after says its turn is coming. Between
+// check-ins it is offline.
+func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
+	period := f.cfg.PassivePeriod
+	// The daily check-in happens at a random phase of the period.
+	nextPeriodic := time.Now().Add(time.Duration(a.rng.Int64N(int64(period))))
+	flags := FlagStartup
+	counted := false
+	for {
+		if c == nil {
+			if c = f.dial(ctx, a, 0); c == nil {
+				return
+			}
+		}
+		ans, ok := f.checkIn(ctx, a, c, flags)
+		if ok && !counted {
+			counted = true
+			f.enrolled.Add(1)
+		}
+		retry := time.Duration(0)
+		if ok {
+			retry = ans.RetryAfter
+			near := ans.State == engine.StateUpgrading ||
+				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent)
+			if near {
+				c = f.lingerForOffer(ctx, a, c)
+			}
+		}
+		if c != nil {
+			retry = max(retry, c.RetryAfter())
+			c.Close()
+			c = f.lateOffer(ctx, a, c)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// The next check-in: the periodic one, an extra one, or the
+		// broker's retry-after, whichever comes first.
+		now := time.Now()
+		for !nextPeriodic.After(now) {
+			nextPeriodic = nextPeriodic.Add(period)
+		}
+		wait, why := nextPeriodic.Sub(now), FlagPeriodic
+		if f.cfg.ExtraCheckIns > 0 {
+			extra := time.Duration(a.rng.ExpFloat64() / f.cfg.ExtraCheckIns * float64(period))
+			if extra < wait {
+				wait, why = extra, FlagConsole|FlagUser
+			}
+		}
+		if a.version != f.cfg.ToVersion && retry > 0 && retry < wait {
+			wait, why = retry, 0
+		}
+		if !ok {
+			wait = f.backoff(a, 3, retry)
+		}
+		flags = why
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+	}
+}
+
+// lateOffer handles an offer that reached a passive client as it was
+// leaving (its turn came between its answer and its goodbye): the broker
+// has given it a slot, so it comes back at once and upgrades rather than
+// leave the slot held until the lease expires. It returns nil.
+func (f *fleet) lateOffer(ctx context.Context, a *agent, c AgentConn) AgentConn {
+	var o Offer
+	select {
+	case o = <-c.Offers():
+	default:
+		return nil
+	}
+	nc := f.dial(ctx, a, 0)
+	if nc == nil {
+		return nil
+	}
+	if _, ok := f.checkIn(ctx, a, nc, FlagUser); !ok {
+		nc.Close()
+		return nil
+	}
+	if done, ok := f.upgrade(ctx, a, nc, o); ok && done != nil {
+		done.Close()
+	} else {
+		nc.Close()
+	}
+	return nil
+}
+
+// lingerForOffer waits a little for the offer of a passive client whose
+// turn is now; it upgrades if one comes and returns the connection to
+// close (nil if it is already gone).
+func (f *fleet) lingerForOffer(ctx context.Context, a *agent, c AgentConn) AgentConn {
+	t := time.NewTimer(f.cfg.PassiveLinger)
+	defer t.Stop()
+	select {
+	case o := <-c.Offers():
+		nc, ok := f.upgrade(ctx, a, c, o)
+		if !ok {
+			return nil
+		}
+		if nc != nil {
+			return nc
+		}
+		return c
+	case <-c.Closed():
+		return c
+	case <-t.C:
+		return c
+	case <-ctx.Done():
+		return c
+	}
+}
+
+// runConsole is an access console: every JumpEvery it jumps to a random
+// enrolled client; an "upgrade pending" answer starts the clock that the
+// client's upgrade start stops.
+func (f *fleet) runConsole(ctx context.Context, idx int, token string, jumps *atomic.Int64) {
+	rng := rand.New(rand.NewPCG(f.cfg.Seed, math.MaxUint32+uint64(idx)))
+	var c ConsoleConn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	t := time.NewTicker(f.cfg.JumpEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if c == nil {
+			var err error
+			if c, err = f.d.DialConsole(ctx, token); err != nil {
+				if ctx.Err() == nil {
+					f.rec.Error(CodeOf(err))
+				}
+				c = nil
+				continue
+			}
+		}
+		f.mu.Lock()
+		if len(f.ids) == 0 {
+			f.mu.Unlock()
+			continue
+		}
+		id := f.ids[rng.IntN(len(f.ids))]
+		f.mu.Unlock()
+		res, err := c.Jump(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.rec.Error(CodeOf(err))
+			}
+			c.Close()
+			c = nil
+			continue
+		}
+		if res == engine.JumpUpgradePending && f.rec.Jumped(id, time.Now()) {
+			jumps.Add(1)
+		}
+	drain:
+		for {
+			select {
+			case _, open := <-c.Ready():
+				if !open {
+					break drain
+				}
+			default:
+				break drain
+			}
+		}
+	}
+}
+
+// sleepCtx sleeps d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,339 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"jumpfleet/engine"
+)
+
+// Broker is what a run drives: the client side, the admin side and, for
+// the storm scenario, a way to restart it (nil when it cannot be).
+type Broker struct {
+	Dialer    Dialer
+	Control   Control
+	Restarter Restarter
+}
+
+// Run runs cfg.Scenario against b and returns its summary. The error says
+// why a run could not be carried out or did not reach its end state (the
+// summary then still holds what was measured).
+func Run(ctx context.Context, cfg Config, b Broker) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	r := &run{cfg: &cfg, b: b, rec: NewRecorder(cfg.MaxConcurrent)}
+	r.sum = Summary{Scenario: cfg.Scenario, Protocol: cfg.Protocol, Clients: cfg.Fleet(), Active: cfg.Active,
+		Passive: cfg.Passive, Jumpoints: cfg.Jumpoints, Consoles: cfg.Consoles, MaxConcurrent: cfg.MaxConcurrent}
+	err := r.run(ctx)
+	return r.sum, err
+}
+
+type run struct {
+	cfg *Config
+	b   Broker
+	rec *Recorder
+	fl  *fleet
+	sum Summary
+}
+
+func (r *run) note(format string, args ...any) {
+	r.sum.Notes = append(r.sum.Notes, fmt.Sprintf(format, args...))
+}
+
+func (r *run) run(ctx context.Context) error {
+	cfg := r.cfg
+	// The upgrade lease must outlast an install so that no slot is taken
+	// back from a client that is merely slow.
+	lease := max(time.Minute, 4*cfg.UpgradeTime)
+	if err := r.b.Control.Configure(ctx, cfg.MaxConcurrent, lease, false); err != nil {
+		return fmt.Errorf("configure the broker: %w", err)
+	}
+	installers := map[engine.Kind]string{}
+	for k, n := range map[engine.Kind]int{engine.KindActive: cfg.Active, engine.KindPassive: cfg.Passive, engine.KindJumpoint: cfg.Jumpoints} {
+		if n == 0 {
+			continue
+		}
+		tok, err := r.b.Control.Installer(ctx, k)
+		if err != nil {
+			return fmt.Errorf("create an installer for %s clients: %w", k, err)
+		}
+		installers[k] = tok
+	}
+
+	r.fl = newFleet(cfg, r.b.Dialer, r.rec)
+	r.fl.steady = cfg.Scenario == ScenarioSteady
+	fctx, stopFleet := context.WithCancel(ctx)
+	defer func() {
+		stopFleet()
+		r.fl.wait()
+	}()
+	stopProgress := r.progress(fctx)
+	defer stopProgress()
+
+	t0 := time.Now()
+	r.fl.start(fctx, installers, 0, cfg.Fleet())
+	if err := r.waitEnrolled(ctx); err != nil {
+		return err
+	}
+	r.note("fleet of %d enrolled and checked in after %.1fs", cfg.Fleet(), time.Since(t0).Seconds())
+
+	switch cfg.Scenario {
+	case ScenarioSteady:
+		return r.steady(ctx)
+	case ScenarioRollout:
+		return r.rollout(ctx)
+	case ScenarioJump:
+		return r.jump(ctx, fctx)
+	case ScenarioStorm:
+		return r.storm(ctx)
+	}
+	return nil
+}
+
+// waitEnrolled waits until every agent has enrolled and checked in once.
+func (r *run) waitEnrolled(ctx context.Context) error {
+	deadline := time.Now().Add(r.cfg.Timeout)
+	for {
+		done, bad := r.fl.enrolled.Load(), r.fl.failedEn.Load()
+		if int(done) == r.cfg.Fleet() {
+			return nil
+		}
+		if bad > 0 {
+			return fmt.Errorf("%d agents could not enroll (errors: %v)", bad, r.rec.Snapshot().Errors)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d agents enrolled within %v", done, r.cfg.Fleet(), r.cfg.Timeout)
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// window measures client-side figures and, when the broker is another
+// process, its CPU and memory, between begin and end.
+type window struct {
+	r      *run
+	t0     time.Time
+	snap0  Snapshot
+	cpu0   float64
+	server bool
+}
+
+func (r *run) begin(ctx context.Context) *window {
+	w := &window{r: r, t0: time.Now(), snap0: r.rec.Snapshot()}
+	cpu, _, ok, err := r.b.Control.Process(ctx)
+	if err != nil {
+		r.note("server metrics unreadable: %v", err)
+	}
+	w.cpu0, w.server = cpu, ok && err == nil
+	return w
+}
+
+func (w *window) end(ctx context.Context) {
+	r := w.r
+	elapsed := time.Since(w.t0)
+	snap := r.rec.Snapshot()
+	r.sum.fill(sub(snap, w.snap0), elapsed)
+	// Outcome counters are for the whole run, not the window.
+	r.sum.Upgraded, r.sum.Failed, r.sum.Violations = snap.Upgraded, snap.Failed, snap.Violations
+	r.sum.MaxInFlight, r.sum.GaveUp, r.sum.Errors = snap.MaxInFlight, snap.GaveUp, snap.Errors
+	if !w.server {
+		r.note("server CPU and RSS not measured: the broker runs in this process")
+		return
+	}
+	cpu, rss, _, err := r.b.Control.Process(ctx)
+	if err != nil {
+		r.note("server metrics unreadable at the end: %v", err)
+		return
+	}
+	r.sum.ServerRSSBytes = ptr(rss)
+	if n := snap.Checkins - w.snap0.Checkins; n > 0 {
+		r.sum.ServerCPUusPerCheckin = ptr((cpu - w.cpu0) / float64(n) * 1e6)
+	}
+}
+
+// sub is a − b for the counters that accumulate (histograms included).
+func sub(a, b Snapshot) Snapshot {
+	out := a
+	out.Checkins -= b.Checkins
+	out.Handshakes -= b.Handshakes
+	for _, p := range []*map[int]int64{&out.Latency, &out.Connect, &out.JumpLag} {
+		m := map[int]int64{}
+		for k, v := range *p {
+			m[k] = v
+		}
+		*p = m
+	}
+	for k, v := range b.Latency {
+		out.Latency[k] -= v
+	}
+	for k, v := range b.Connect {
+		out.Connect[k] -= v
+	}
+	for k, v := range b.JumpLag {
+		out.JumpLag[k] -= v
+	}
+	return out
+}
+
+// steady measures check-ins of connected, current clients for Duration.
+func (r *run) steady(ctx context.Context) error {
+	w := r.begin(ctx)
+	sleepCtx(ctx, r.cfg.Duration)
+	w.end(ctx)
+	return ctx.Err()
+}
+
+// rollout publishes the release and waits for every client to upgrade.
+func (r *run) rollout(ctx context.Context) error {
+	cfg := r.cfg
+	w := r.begin(ctx)
+	if err := r.b.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, cfg.PackageSize); err != nil {
+		return fmt.Errorf("publish release %s: %w", cfg.Release, err)
+	}
+	err := r.until(ctx, cfg.Timeout, func() bool { return r.rec.upgraded.Load() >= int64(cfg.Fleet()) })
+	w.end(ctx)
+	if last := r.rec.lastDone.Load(); last > 0 {
+		mk := time.Unix(0, last).Sub(w.t0).Seconds()
+		bound := float64(cfg.Fleet()) * cfg.UpgradeTime.Seconds() / float64(cfg.MaxConcurrent)
+		r.sum.MakespanS = ptr(mk)
+		r.sum.BoundS = ptr(bound)
+		if bound > 0 {
+			r.sum.MakespanRatio = ptr(mk / bound)
+		}
+		if cfg.Passive > 0 {
+			r.note("bound_s counts install time only: passive clients also wait for their check-in period (%v)", cfg.PassivePeriod)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rollout: %d of %d clients upgraded: %w", r.rec.upgraded.Load(), cfg.Fleet(), err)
+	}
+	return nil
+}
+
+// jump publishes the release, waits until every slot is busy, then lets
+// the consoles jump to random clients for Duration.
+func (r *run) jump(ctx, fctx context.Context) error {
+	cfg := r.cfg
+	if cfg.Fleet() <= cfg.MaxConcurrent {
+		r.note("the fleet (%d) is not larger than max_concurrent (%d): slots never all busy with clients waiting", cfg.Fleet(), cfg.MaxConcurrent)
+	}
+	if err := r.b.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, cfg.PackageSize); err != nil {
+		return fmt.Errorf("publish release %s: %w", cfg.Release, err)
+	}
+	busy := min(cfg.MaxConcurrent, cfg.Fleet())
+	if err := r.until(ctx, cfg.Timeout, func() bool { return r.rec.InFlight() >= busy }); err != nil {
+		return fmt.Errorf("jump: slots never all busy (%d of %d in flight): %w", r.rec.InFlight(), busy, err)
+	}
+	w := r.begin(ctx)
+	cctx, stop := context.WithTimeout(fctx, cfg.Duration)
+	defer stop()
+	var jumps atomic.Int64
+	for i := range cfg.Consoles {
+		tok, err := r.b.Control.ConsoleToken(ctx, fmt.Sprintf("jumpload-%d", i))
+		if err != nil {
+			return fmt.Errorf("console token: %w", err)
+		}
+		r.fl.wg.Go(func() { r.fl.runConsole(cctx, i, tok, &jumps) })
+	}
+	<-cctx.Done()
+	w.end(ctx)
+	r.sum.Jumps = jumps.Load()
+	r.sum.SlotTurnoverS = ptr(cfg.UpgradeTime.Seconds() * (1 + cfg.UpgradeJitter))
+	if r.sum.Jumps == 0 {
+		r.note("no jump found an outdated client that had not started")
+	}
+	return ctx.Err()
+}
+
+// storm restarts the broker once every persistent client is connected and
+// measures how long until all of them are back and checked in.
+func (r *run) storm(ctx context.Context) error {
+	if r.b.Restarter == nil {
+		return errors.New("storm: this broker cannot be restarted by jumpload (use --spawn or --protocol inproc)")
+	}
+	cfg := r.cfg
+	persistent := int64(cfg.Active + cfg.Jumpoints)
+	r.fl.reconnected.Store(0)
+	r.fl.epoch.Add(1)
+	w := r.begin(ctx)
+	if err := r.b.Restarter.Restart(ctx); err != nil {
+		return fmt.Errorf("storm: restart the broker: %w", err)
+	}
+	up := time.Now()
+	if w.server {
+		// The CPU counter restarted with the process.
+		w.cpu0 = 0
+	}
+	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.reconnected.Load() >= persistent })
+	back := time.Since(up)
+	w.end(ctx)
+	r.sum.ReconnectS = ptr(back.Seconds())
+	r.note("reconnect_s runs from the restarted broker accepting again to the last persistent client's check-in (%d clients)", persistent)
+	if err != nil {
+		return fmt.Errorf("storm: %d of %d persistent clients reconnected: %w", r.fl.reconnected.Load(), persistent, err)
+	}
+	return nil
+}
+
+// until polls cond until it holds, the timeout passes or ctx ends.
+func (r *run) until(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done after %v", timeout)
+		}
+		if !sleepCtx(ctx, 10*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// progress prints one line every ProgressEvery while the run goes on; the
+// returned function stops it.
+func (r *run) progress(ctx context.Context) func() {
+	if r.cfg.Progress == nil {
+		return func() {}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.cfg.ProgressEvery)
+		defer t.Stop()
+		start := time.Now()
+		prev := r.rec.Snapshot()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+			}
+			s := r.rec.Snapshot()
+			sec := r.cfg.ProgressEvery.Seconds()
+			var errs []string
+			for i, k := range sortedErrors(s.Errors) {
+				if i == 3 {
+					break
+				}
+				errs = append(errs, fmt.Sprintf("%s=%d", k, s.Errors[k]))
+			}
+			fmt.Fprintf(r.cfg.Progress, "%6.1fs online %d/%d  check-ins/s %.0f  handshakes/s %.0f  in flight %d/%d  upgraded %d  failed %d  errors [%s]\n",
+				time.Since(start).Seconds(), s.Online, r.cfg.Fleet(),
+				float64(s.Checkins-prev.Checkins)/sec, float64(s.Handshakes-prev.Handshakes)/sec,
+				s.InFlight, r.cfg.MaxConcurrent, s.Upgraded, s.Failed, strings.Join(errs, " "))
+			prev = s
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}

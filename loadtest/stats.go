@@ -1,0 +1,388 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"math"
+	"math/bits"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Histogram counts durations in log-linear buckets: 16 sub-buckets per
+// power of two of microseconds, so a quantile is within about 6% of the
+// true value. Its size is fixed (no per-sample memory), it is safe for
+// concurrent use, and histograms of several load processes merge exactly.
+type Histogram struct {
+	counts [histBuckets]atomic.Int64
+}
+
+const (
+	histSub     = 16 // sub-buckets per power of two
+	histSubBits = 4
+	histBuckets = 64 * histSub
+)
+
+func histIndex(us int64) int {
+	if us < histSub {
+		return int(max(us, 0))
+	}
+	exp := bits.Len64(uint64(us)) - 1 // us in [2^exp, 2^(exp+1))
+	sub := int((us >> (exp - histSubBits)) & (histSub - 1))
+	return min((exp-histSubBits+1)*histSub+sub, histBuckets-1)
+}
+
+// histLower is the smallest value (µs) of bucket i; histUpper the next one's.
+func histLower(i int) int64 {
+	if i < histSub {
+		return int64(i)
+	}
+	exp := i/histSub + histSubBits - 1
+	sub := int64(i % histSub)
+	return (1 << exp) + sub<<(exp-histSubBits)
+}
+
+// Record adds one duration.
+func (h *Histogram) Record(d time.Duration) { h.counts[histIndex(d.Microseconds())].Add(1) }
+
+// Count is the number of durations recorded.
+func (h *Histogram) Count() int64 {
+	var n int64
+	for i := range h.counts {
+		n += h.counts[i].Load()
+	}
+	return n
+}
+
+// Quantile returns the q-quantile (0 < q ≤ 1), the midpoint of its bucket,
+// or 0 when nothing was recorded.
+func (h *Histogram) Quantile(q float64) time.Duration {
+	total := h.Count()
+	if total == 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(q * float64(total)))
+	rank = min(max(rank, 1), total)
+	var seen int64
+	for i := range h.counts {
+		seen += h.counts[i].Load()
+		if seen >= rank {
+			lo, hi := histLower(i), histLower(i+1)
+			return time.Duration((lo+hi)/2) * time.Microsecond
+		}
+	}
+	return 0
+}
+
+// Buckets returns the non-empty buckets as index → count, for merging.
+func (h *Histogram) Buckets() map[int]int64 {
+	m := make(map[int]int64)
+	for i := range h.counts {
+		if n := h.counts[i].Load(); n != 0 {
+			m[i] = n
+		}
+	}
+	return m
+}
+
+// Merge adds buckets (from Buckets of another histogram).
+func (h *Histogram) Merge(b map[int]int64) {
+	for i, n := range b {
+		if i >= 0 && i < histBuckets {
+			h.counts[i].Add(n)
+		}
+	}
+}
+
+// Recorder collects what the agents see. All methods are safe for
+// concurrent use; the maps it keeps are bounded by the fleet size.
+type Recorder struct {
+	maxConcurrent atomic.Int64
+
+	checkins   atomic.Int64
+	handshakes atomic.Int64
+	upgraded   atomic.Int64
+	failed     atomic.Int64 // attempts reported as failed
+	gaveUp     atomic.Int64 // agents that stopped trying to reach the broker
+	inFlight   atomic.Int64
+	maxFlight  atomic.Int64
+	violations atomic.Int64
+	online     atomic.Int64
+	lastDone   atomic.Int64 // UnixNano of the latest upgrade
+
+	Latency Histogram // check-in round trips
+	Connect Histogram // connection set-up (TLS/QUIC handshake, auth)
+	JumpLag Histogram // jump answered → the client's upgrade started
+
+	mu      sync.Mutex
+	errors  map[string]int64
+	jumpAt  map[[16]byte]time.Time // jumped clients not yet started
+	started map[[16]byte]bool      // clients whose upgrade started (for the jump scenario)
+}
+
+// NewRecorder returns a recorder judging in-flight counts against
+// maxConcurrent (0: not judged yet; see SetMaxConcurrent).
+func NewRecorder(maxConcurrent int) *Recorder {
+	r := &Recorder{errors: map[string]int64{}, jumpAt: map[[16]byte]time.Time{}, started: map[[16]byte]bool{}}
+	r.maxConcurrent.Store(int64(maxConcurrent))
+	return r
+}
+
+// SetMaxConcurrent changes the limit in-flight counts are judged against.
+func (r *Recorder) SetMaxConcurrent(n int) { r.maxConcurrent.Store(int64(n)) }
+
+// CheckIn records one answered check-in and its round trip.
+func (r *Recorder) CheckIn(d time.Duration) {
+	r.checkins.Add(1)
+	r.Latency.Record(d)
+}
+
+// Handshake records one connection set up and how long it took.
+func (r *Recorder) Handshake(d time.Duration) {
+	r.handshakes.Add(1)
+	r.Connect.Record(d)
+}
+
+// Error counts an error under its stable code.
+func (r *Recorder) Error(code string) {
+	r.mu.Lock()
+	r.errors[code]++
+	r.mu.Unlock()
+}
+
+// Online moves the count of connected agents by delta.
+func (r *Recorder) Online(delta int64) { r.online.Add(delta) }
+
+// UpgradeStarted records that a client received its upgrade offer. The
+// client-side in-flight count rises; a count above max_concurrent is a
+// violation. Agents lower it (UpgradeEnded) just before the message that
+// lets the broker free the slot, so the count never runs ahead of the
+// broker's and every violation seen is real.
+func (r *Recorder) UpgradeStarted(id [16]byte, now time.Time) {
+	n := r.inFlight.Add(1)
+	for {
+		m := r.maxFlight.Load()
+		if n <= m || r.maxFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if lim := r.maxConcurrent.Load(); lim > 0 && n > lim {
+		r.violations.Add(1)
+	}
+	r.mu.Lock()
+	r.started[id] = true
+	if at, ok := r.jumpAt[id]; ok {
+		delete(r.jumpAt, id)
+		r.JumpLag.Record(now.Sub(at))
+	}
+	r.mu.Unlock()
+}
+
+// UpgradeEnded lowers the client-side in-flight count.
+func (r *Recorder) UpgradeEnded() { r.inFlight.Add(-1) }
+
+// Upgraded records a client back on the target version.
+func (r *Recorder) Upgraded(now time.Time) {
+	r.upgraded.Add(1)
+	r.lastDone.Store(now.UnixNano())
+}
+
+// Failed records a failed upgrade attempt.
+func (r *Recorder) Failed() { r.failed.Add(1) }
+
+// GaveUp records an agent that stopped trying to reach the broker.
+func (r *Recorder) GaveUp() { r.gaveUp.Add(1) }
+
+// Jumped records that a console's jump to id was answered "upgrade
+// pending" at now; the lag ends when the client's upgrade starts. It
+// reports false when the client had already started (nothing to measure).
+func (r *Recorder) Jumped(id [16]byte, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started[id] {
+		return false
+	}
+	if _, ok := r.jumpAt[id]; !ok {
+		r.jumpAt[id] = now
+	}
+	return true
+}
+
+// InFlight is the current client-side in-flight count.
+func (r *Recorder) InFlight() int { return int(r.inFlight.Load()) }
+
+// Snapshot is a Recorder's counters at one moment, in a form that crosses
+// process boundaries (a load-generator child prints them as JSON lines)
+// and adds up.
+type Snapshot struct {
+	Checkins    int64            `json:"checkins"`
+	Handshakes  int64            `json:"handshakes"`
+	Upgraded    int64            `json:"upgraded"`
+	Failed      int64            `json:"failed"`
+	GaveUp      int64            `json:"gave_up"`
+	InFlight    int64            `json:"in_flight"`
+	MaxInFlight int64            `json:"max_in_flight"`
+	Violations  int64            `json:"violations"`
+	Online      int64            `json:"online"`
+	LastDone    int64            `json:"last_done_unix_ns"`
+	Errors      map[string]int64 `json:"errors"`
+	Latency     map[int]int64    `json:"latency"`
+	Connect     map[int]int64    `json:"connect"`
+	JumpLag     map[int]int64    `json:"jump_lag"`
+}
+
+// Snapshot copies the recorder's counters.
+func (r *Recorder) Snapshot() Snapshot {
+	s := Snapshot{
+		Checkins: r.checkins.Load(), Handshakes: r.handshakes.Load(), Upgraded: r.upgraded.Load(),
+		Failed: r.failed.Load(), GaveUp: r.gaveUp.Load(), InFlight: r.inFlight.Load(),
+		MaxInFlight: r.maxFlight.Load(), Violations: r.violations.Load(), Online: r.online.Load(),
+		LastDone: r.lastDone.Load(), Errors: map[string]int64{},
+		Latency: r.Latency.Buckets(), Connect: r.Connect.Buckets(), JumpLag: r.JumpLag.Buckets(),
+	}
+	r.mu.Lock()
+	for k, v := range r.errors {
+		s.Errors[k] = v
+	}
+	r.mu.Unlock()
+	return s
+}
+
+// Merge adds the snapshots of several processes into one recorder view.
+// In-flight counts add up (each process saw its own clients); the maximum
+// in flight is the largest sum seen, which Merge cannot know, so it adds
+// the maxima: an upper bound, and exact for one process.
+func Merge(snaps ...Snapshot) Snapshot {
+	out := Snapshot{Errors: map[string]int64{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{}}
+	for _, s := range snaps {
+		out.Checkins += s.Checkins
+		out.Handshakes += s.Handshakes
+		out.Upgraded += s.Upgraded
+		out.Failed += s.Failed
+		out.GaveUp += s.GaveUp
+		out.InFlight += s.InFlight
+		out.MaxInFlight += s.MaxInFlight
+		out.Violations += s.Violations
+		out.Online += s.Online
+		out.LastDone = max(out.LastDone, s.LastDone)
+		for k, v := range s.Errors {
+			out.Errors[k] += v
+		}
+		for _, p := range [][2]map[int]int64{{out.Latency, s.Latency}, {out.Connect, s.Connect}, {out.JumpLag, s.JumpLag}} {
+			for k, v := range p[1] {
+				p[0][k] += v
+			}
+		}
+	}
+	return out
+}
+
+// quantiles reads quantiles from merged buckets.
+func quantiles(b map[int]int64, qs ...float64) []time.Duration {
+	var h Histogram
+	h.Merge(b)
+	out := make([]time.Duration, len(qs))
+	for i, q := range qs {
+		out[i] = h.Quantile(q)
+	}
+	return out
+}
+
+// Summary is the one JSON object a run ends with. Its keys are a contract
+// (issue 5, bench/run.sh): add keys, never rename one. Figures that could
+// not be measured are null.
+type Summary struct {
+	Scenario string `json:"scenario"`
+	Protocol string `json:"protocol"`
+
+	Clients   int `json:"clients"`
+	Active    int `json:"active"`
+	Passive   int `json:"passive"`
+	Jumpoints int `json:"jumpoints"`
+	Consoles  int `json:"consoles"`
+
+	DurationS      float64 `json:"duration_s"`
+	Checkins       int64   `json:"checkins"`
+	CheckinsPerS   float64 `json:"checkins_per_s"`
+	Handshakes     int64   `json:"handshakes"`
+	HandshakesPerS float64 `json:"handshakes_per_s"`
+	LatencyP50ms   float64 `json:"latency_p50_ms"`
+	LatencyP99ms   float64 `json:"latency_p99_ms"`
+	LatencyP999ms  float64 `json:"latency_p999_ms"`
+
+	Upgraded      int64    `json:"upgraded"`
+	Failed        int64    `json:"failed"`
+	MakespanS     *float64 `json:"makespan_s"`
+	BoundS        *float64 `json:"bound_s"`
+	MakespanRatio *float64 `json:"makespan_ratio"`
+	MaxConcurrent int      `json:"max_concurrent"`
+	MaxInFlight   int64    `json:"max_in_flight"`
+	Violations    int64    `json:"violations"`
+
+	Jumps           int64    `json:"jumps"`
+	JumpToStartP50s *float64 `json:"jump_to_start_p50_s"`
+	JumpToStartP99s *float64 `json:"jump_to_start_p99_s"`
+	SlotTurnoverS   *float64 `json:"slot_turnover_s"`
+
+	ReconnectS *float64 `json:"reconnect_s"`
+	GaveUp     int64    `json:"gave_up"`
+
+	Errors map[string]int64 `json:"errors"`
+
+	ServerCPUusPerCheckin *float64 `json:"server_cpu_us_per_checkin"`
+	ServerRSSBytes        *float64 `json:"server_rss_bytes"`
+
+	// Notes say in words what a null figure or a failed target means.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// fill copies a merged snapshot's client-side figures over window.
+func (s *Summary) fill(snap Snapshot, window time.Duration) {
+	s.DurationS = window.Seconds()
+	s.Checkins, s.Handshakes = snap.Checkins, snap.Handshakes
+	if sec := window.Seconds(); sec > 0 {
+		s.CheckinsPerS = float64(snap.Checkins) / sec
+		s.HandshakesPerS = float64(snap.Handshakes) / sec
+	}
+	q := quantiles(snap.Latency, 0.5, 0.99, 0.999)
+	s.LatencyP50ms, s.LatencyP99ms, s.LatencyP999ms = ms(q[0]), ms(q[1]), ms(q[2])
+	s.Upgraded, s.Failed = snap.Upgraded, snap.Failed
+	s.MaxInFlight, s.Violations, s.GaveUp = snap.MaxInFlight, snap.Violations, snap.GaveUp
+	s.Errors = snap.Errors
+	if n := countOf(snap.JumpLag); n > 0 {
+		j := quantiles(snap.JumpLag, 0.5, 0.99)
+		s.JumpToStartP50s, s.JumpToStartP99s = ptr(j[0].Seconds()), ptr(j[1].Seconds())
+	}
+}
+
+func countOf(b map[int]int64) int64 {
+	var n int64
+	for _, v := range b {
+		n += v
+	}
+	return n
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func ptr(f float64) *float64 { return &f }
+
+// sortedErrors lists error codes by count, for the progress line.
+func sortedErrors(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || (m[keys[i]] == m[keys[j]] && keys[i] < keys[j]) })
+	return keys
+}
+
+// MarshalJSON keeps errors an object even when empty.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary
+	if s.Errors == nil {
+		s.Errors = map[string]int64{}
+	}
+	return json.Marshal(plain(s))
+}
