@@ -177,7 +177,12 @@ func (b *Broker) startNATS() error {
 	if url == "" {
 		ns, err := events.StartEmbedded(b.cfg.NATSListen)
 		if err != nil {
-			return err
+			// The default port may be taken by another NATS on this
+			// machine: any port will do for an embedded bus; say which.
+			b.log.Warn("embedded NATS could not listen on its address; using a free port", zap.String("addr", b.cfg.NATSListen), zap.Error(err))
+			if ns, err = events.StartEmbedded(fallbackAddr(b.cfg.NATSListen)); err != nil {
+				return err
+			}
 		}
 		b.ns = ns
 		url = ns.ClientURL()
@@ -222,6 +227,12 @@ func (b *Broker) startAdmin(hash [32]byte) error {
 		}
 	}()
 	return nil
+}
+
+// fallbackAddr is addr with port 0.
+func fallbackAddr(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, "0")
 }
 
 // dialable turns a listener address into one a local client can dial

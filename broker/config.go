@@ -191,14 +191,15 @@ func (c *Config) Validate() error {
 
 // option is one configuration knob as a flag and an environment variable.
 type option struct {
-	name string // flag name; env is JUMPFLEET_ + upper(name with _)
-	help string
-	set  func(c *Config, v string) error
-	get  func(c *Config) string
+	name   string // flag name; env is JUMPFLEET_ + upper(name with _)
+	help   string
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
+	isBool bool
 }
 
 func strOpt(name, help string, f func(*Config) *string) option {
-	return option{name, help, func(c *Config, v string) error { *f(c) = v; return nil }, func(c *Config) string { return *f(c) }}
+	return option{name, help, func(c *Config, v string) error { *f(c) = v; return nil }, func(c *Config) string { return *f(c) }, false}
 }
 
 func intOpt(name, help string, f func(*Config) *int) option {
@@ -206,7 +207,7 @@ func intOpt(name, help string, f func(*Config) *int) option {
 		n, err := strconv.Atoi(v)
 		*f(c) = n
 		return err
-	}, func(c *Config) string { return strconv.Itoa(*f(c)) }}
+	}, func(c *Config) string { return strconv.Itoa(*f(c)) }, false}
 }
 
 func int64Opt(name, help string, f func(*Config) *int64) option {
@@ -214,7 +215,7 @@ func int64Opt(name, help string, f func(*Config) *int64) option {
 		n, err := strconv.ParseInt(v, 10, 64)
 		*f(c) = n
 		return err
-	}, func(c *Config) string { return strconv.FormatInt(*f(c), 10) }}
+	}, func(c *Config) string { return strconv.FormatInt(*f(c), 10) }, false}
 }
 
 func floatOpt(name, help string, f func(*Config) *float64) option {
@@ -222,7 +223,7 @@ func floatOpt(name, help string, f func(*Config) *float64) option {
 		n, err := strconv.ParseFloat(v, 64)
 		*f(c) = n
 		return err
-	}, func(c *Config) string { return strconv.FormatFloat(*f(c), 'g', -1, 64) }}
+	}, func(c *Config) string { return strconv.FormatFloat(*f(c), 'g', -1, 64) }, false}
 }
 
 func boolOpt(name, help string, f func(*Config) *bool) option {
@@ -230,7 +231,7 @@ func boolOpt(name, help string, f func(*Config) *bool) option {
 		b, err := strconv.ParseBool(v)
 		*f(c) = b
 		return err
-	}, func(c *Config) string { return strconv.FormatBool(*f(c)) }}
+	}, func(c *Config) string { return strconv.FormatBool(*f(c)) }, true}
 }
 
 func durOpt(name, help string, f func(*Config) *events.Duration) option {
@@ -238,7 +239,7 @@ func durOpt(name, help string, f func(*Config) *events.Duration) option {
 		d, err := time.ParseDuration(v)
 		*f(c) = events.Duration(d)
 		return err
-	}, func(c *Config) string { return time.Duration(*f(c)).String() }}
+	}, func(c *Config) string { return time.Duration(*f(c)).String() }, false}
 }
 
 // options lists every knob, in the order of docs/CONFIG.md.
@@ -270,6 +271,29 @@ var options = []option{
 	durOpt("retry-max", "initial retry backoff cap", func(c *Config) *events.Duration { return &c.Settings.RetryMax }),
 }
 
+// flagValue parses a flag's value at once (for a clear error) and records
+// it to apply after the file and the environment.
+type flagValue struct {
+	o      *option
+	record func(string)
+	last   string
+}
+
+func (f *flagValue) String() string { return f.last }
+
+func (f *flagValue) Set(v string) error {
+	var probe Config
+	if err := f.o.set(&probe, v); err != nil {
+		return fmt.Errorf("bad value %q", v)
+	}
+	f.last = v
+	f.record(v)
+	return nil
+}
+
+// IsBoolFlag lets boolean options be given without a value.
+func (f *flagValue) IsBoolFlag() bool { return f.o.isBool }
+
 // EnvName is the environment variable of a flag name.
 func EnvName(flagName string) string {
 	return "JUMPFLEET_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -291,15 +315,8 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	def := DefaultConfig()
 	for i := range options {
 		o := &options[i]
-		fs.Func(o.name, fmt.Sprintf("%s (env %s, default %q)", o.help, EnvName(o.name), o.get(&def)), func(v string) error {
-			// Parse now for a clear flag error; apply after file and env.
-			var probe Config
-			if err := o.set(&probe, v); err != nil {
-				return fmt.Errorf("bad value %q", v)
-			}
-			given = append(given, kv{o, v})
-			return nil
-		})
+		fs.Var(&flagValue{o: o, record: func(v string) { given = append(given, kv{o, v}) }}, o.name,
+			fmt.Sprintf("%s (env %s, default %q)", o.help, EnvName(o.name), o.get(&def)))
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err

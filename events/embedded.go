@@ -24,6 +24,14 @@ func StartEmbedded(addr string) (*server.Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// nats-server reports a busy port only by never becoming ready:
+		// probe first so that the caller hears of it at once.
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("events: embedded nats: %w", err)
+		}
+		_ = ln.Close()
 	}
 	opts := &server.Options{
 		ServerName: "jumpbroker-embedded",

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -223,5 +224,24 @@ func TestPublisherDropsAreCountedNeverBlock(t *testing.T) {
 	_ = p2.Close()
 	if st := p2.Stats(); st.Dropped[DropPublishError] != 5 || st.Published != 0 {
 		t.Fatalf("closed conn: %+v", st)
+	}
+}
+
+func TestEmbeddedBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	start := time.Now()
+	if ns, err := StartEmbedded(ln.Addr().String()); err == nil {
+		ns.Shutdown()
+		t.Fatal("StartEmbedded on a busy port succeeded")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a busy port took %v to report", d)
+	}
+	if _, err := StartEmbedded("nocolon"); err == nil {
+		t.Fatal("bad address accepted")
 	}
 }
