@@ -302,10 +302,22 @@ func TestBadInputNothingApplied(t *testing.T) {
 		err  error
 		code Code
 	}{
-		{"kind", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: 9, Platform: PlatformLinuxX64, Version: vOld}); return err }(), CodeBadKind},
-		{"platform", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: KindActive, Platform: 0, Version: vOld}); return err }(), CodeBadPlatform},
-		{"version", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: KindActive, Platform: PlatformLinuxX64}); return err }(), CodeBadVersion},
-		{"kind change", func() error { _, err := e.CheckIn(t0, CheckIn{ID: id(1), Kind: KindPassive, Platform: PlatformWindowsX64, Version: vNew}); return err }(), CodeKindMismatch},
+		{"kind", func() error {
+			_, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: 9, Platform: PlatformLinuxX64, Version: vOld})
+			return err
+		}(), CodeBadKind},
+		{"platform", func() error {
+			_, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: KindActive, Platform: 0, Version: vOld})
+			return err
+		}(), CodeBadPlatform},
+		{"version", func() error {
+			_, err := e.CheckIn(t0, CheckIn{ID: id(2), Kind: KindActive, Platform: PlatformLinuxX64})
+			return err
+		}(), CodeBadVersion},
+		{"kind change", func() error {
+			_, err := e.CheckIn(t0, CheckIn{ID: id(1), Kind: KindPassive, Platform: PlatformWindowsX64, Version: vNew})
+			return err
+		}(), CodeKindMismatch},
 		{"max 0", func() error { s := e.Settings(); s.MaxConcurrent = 0; return e.SetSettings(t0, s) }(), CodeBadSetting},
 		{"max -1", func() error { s := e.Settings(); s.MaxConcurrent = -1; return e.SetSettings(t0, s) }(), CodeBadSetting},
 		{"platform in release", e.PublishRelease(t0, Release{ID: "x", Kind: ReleaseSite, Targets: []Target{{Platform: 42, Version: vNew}}}), CodeBadPlatform},
