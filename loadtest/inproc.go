@@ -56,11 +56,16 @@ type inprocPackage struct {
 // ErrorCode is implemented by errors that carry a stable code.
 type ErrorCode interface{ ErrorCode() string }
 
-// codedError is an InProc transport error with a wire-protocol code.
-type codedError struct{ code, msg string }
+// codedError is a transport error with its wire-protocol code and the
+// broker's retry-after, if it gave one.
+type codedError struct {
+	code, msg string
+	retry     time.Duration
+}
 
-func (e *codedError) Error() string     { return e.code + ": " + e.msg }
-func (e *codedError) ErrorCode() string { return e.code }
+func (e *codedError) Error() string             { return e.code + ": " + e.msg }
+func (e *codedError) ErrorCode() string         { return e.code }
+func (e *codedError) RetryAfter() time.Duration { return e.retry }
 
 // CodeOf names err by its stable code, for the summary's error counts.
 func CodeOf(err error) string {
@@ -183,7 +188,7 @@ func (b *InProc) nodeOrErr() (*engine.Node, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.node == nil {
-		return nil, &codedError{"shutting_down", "broker restarting"}
+		return nil, &codedError{code: "shutting_down", msg: "broker restarting"}
 	}
 	return b.node, nil
 }
@@ -299,11 +304,11 @@ func (b *InProc) Enroll(ctx context.Context, token string, a AgentSpec) (Identit
 	b.mu.Unlock()
 	switch {
 	case !ok:
-		return Identity{}, nil, &codedError{"auth_failed", "unknown installer token"}
+		return Identity{}, nil, &codedError{code: "auth_failed", msg: "unknown installer token"}
 	case in.site != site:
-		return Identity{}, nil, &codedError{"installer_invalid", "installer made for an older site release: regenerate it"}
+		return Identity{}, nil, &codedError{code: "installer_invalid", msg: "installer made for an older site release: regenerate it"}
 	case in.kind != a.Kind:
-		return Identity{}, nil, &codedError{"kind_mismatch", "installer is for another kind"}
+		return Identity{}, nil, &codedError{code: "kind_mismatch", msg: "installer is for another kind"}
 	}
 	id := Identity{Kind: a.Kind, Platform: a.Platform}
 	binary.BigEndian.PutUint64(id.ID[8:], b.next.Add(1))
@@ -320,10 +325,10 @@ func (b *InProc) Dial(_ context.Context, id Identity) (AgentConn, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.node == nil {
-		return nil, &codedError{"shutting_down", "broker restarting"}
+		return nil, &codedError{code: "shutting_down", msg: "broker restarting"}
 	}
 	if s, ok := b.secrets[id.ID]; !ok || s != id.Secret {
-		return nil, &codedError{"auth_failed", "bad credentials"}
+		return nil, &codedError{code: "auth_failed", msg: "bad credentials"}
 	}
 	c := &inprocConn{b: b, node: b.node, id: id, offers: make(chan Offer, 1), closed: make(chan struct{})}
 	if old := b.conns[id.ID]; old != nil {
@@ -336,12 +341,12 @@ func (b *InProc) Dial(_ context.Context, id Identity) (AgentConn, error) {
 // DialConsole implements Dialer.
 func (b *InProc) DialConsole(_ context.Context, token string) (ConsoleConn, error) {
 	if token == "" {
-		return nil, &codedError{"auth_failed", "no console token"}
+		return nil, &codedError{code: "auth_failed", msg: "no console token"}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.node == nil {
-		return nil, &codedError{"shutting_down", "broker restarting"}
+		return nil, &codedError{code: "shutting_down", msg: "broker restarting"}
 	}
 	c := &inprocConsole{b: b, node: b.node, waiter: b.next.Add(1), ready: make(chan engine.ClientID, 1024)}
 	b.consoles[c.waiter] = c
@@ -370,7 +375,7 @@ func (c *inprocConn) drop(retryAfter time.Duration) {
 func (c *inprocConn) live() error {
 	select {
 	case <-c.closed:
-		return &codedError{"closed", "connection closed"}
+		return &codedError{code: "closed", msg: "connection closed"}
 	default:
 		return nil
 	}
@@ -397,7 +402,7 @@ func (c *inprocConn) RetryAfter() time.Duration       { return time.Duration(c.r
 func (c *inprocConn) Fetch(ctx context.Context, o Offer) error {
 	pkg, ok := o.Opaque.(inprocPackage)
 	if !ok {
-		return &codedError{"unknown_release", "offer without a package"}
+		return &codedError{code: "unknown_release", msg: "offer without a package"}
 	}
 	if err := verifyPackage(c.b.pub, pkg.signed, o, c.id.Platform, pkg.content); err != nil {
 		return err
@@ -413,18 +418,18 @@ func (c *inprocConn) Fetch(ctx context.Context, o Offer) error {
 func verifyPackage(pub ed25519.PublicKey, s packages.Signed, o Offer, p engine.Platform, content []byte) error {
 	m, err := s.Verify(pub)
 	if err != nil {
-		return &codedError{"bad_signature", err.Error()}
+		return &codedError{code: "bad_signature", msg: err.Error()}
 	}
 	if m.Release != o.Release || m.Platform != p.String() || m.Version != o.Target.String() {
-		return &codedError{"bad_signature", fmt.Sprintf("manifest names %s/%s/%s, offer %s/%s/%s",
+		return &codedError{code: "bad_signature", msg: fmt.Sprintf("manifest names %s/%s/%s, offer %s/%s/%s",
 			m.Release, m.Platform, m.Version, o.Release, p, o.Target)}
 	}
 	if m.Size != int64(len(content)) {
-		return &codedError{"size_mismatch", fmt.Sprintf("package is %d bytes, manifest says %d", len(content), m.Size)}
+		return &codedError{code: "size_mismatch", msg: fmt.Sprintf("package is %d bytes, manifest says %d", len(content), m.Size)}
 	}
 	sum := sha256.Sum256(content)
 	if hex.EncodeToString(sum[:]) != m.SHA256 {
-		return &codedError{"hash_mismatch", "package SHA-256 differs from the manifest"}
+		return &codedError{code: "hash_mismatch", msg: "package SHA-256 differs from the manifest"}
 	}
 	return nil
 }

@@ -1,0 +1,140 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"jumpfleet/adminapi"
+	"jumpfleet/engine"
+	"jumpfleet/packages"
+)
+
+// Admin is a Control over a broker's admin API (HTTPS + bearer token, the
+// certificate pinned), signing the packages it publishes with the broker's
+// release key.
+type Admin struct {
+	C   *adminapi.Client
+	Key ed25519.PrivateKey
+}
+
+// NewAdmin reaches the admin API described by a jumpctl.json.
+func NewAdmin(ctl adminapi.CtlFile, key ed25519.PrivateKey) *Admin {
+	return &Admin{C: adminapi.NewClient(ctl.AdminURL, ctl.Token, ctl.CertSHA256), Key: key}
+}
+
+// Installer implements Control.
+func (a *Admin) Installer(ctx context.Context, kind engine.Kind) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := a.C.Do(ctx, "POST", "/v1/installers", map[string]string{"kind": kind.String()}, &out)
+	return out.Token, err
+}
+
+// ConsoleToken implements Control.
+func (a *Admin) ConsoleToken(ctx context.Context, name string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := a.C.Do(ctx, "POST", "/v1/console-tokens", map[string]string{"name": name}, &out)
+	return out.Token, err
+}
+
+// Configure implements Control. Upgrade starts are left unthrottled (the
+// most the API allows) so that max_concurrent alone shapes the rollout,
+// which is what the makespan bound assumes.
+func (a *Admin) Configure(ctx context.Context, maxConcurrent int, lease time.Duration, paused bool) error {
+	body := map[string]any{"max_concurrent": maxConcurrent, "starts_per_sec": engine.MaxStartsPerSec,
+		"start_burst": maxConcurrent, "paused": paused}
+	if lease > 0 {
+		body["lease_time"] = lease.String()
+	}
+	return a.C.Do(ctx, "PATCH", "/v1/settings", body, nil)
+}
+
+// PublishSite implements Control: a package of size bytes, uploaded with
+// the release and signed with the release key.
+func (a *Admin) PublishSite(ctx context.Context, id string, p engine.Platform, v engine.Version, size int) error {
+	content := packageBytes(size)
+	sum := sha256.Sum256(content)
+	m := packages.Manifest{Release: id, Platform: p.String(), Version: v.String(), Size: int64(size), SHA256: hex.EncodeToString(sum[:])}
+	body := map[string]any{"id": id, "kind": "site", "packages": []map[string]any{{
+		"platform": m.Platform, "version": m.Version, "size": m.Size, "sha256": m.SHA256,
+		"signature": packages.Sign(a.Key, m), "content": content,
+	}}}
+	return a.C.Do(ctx, "POST", "/v1/releases", body, nil)
+}
+
+// packageBytes is the content of the packages jumpload publishes.
+func packageBytes(size int) []byte {
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}
+
+// Status implements Control.
+func (a *Admin) Status(ctx context.Context) (engine.Status, error) {
+	var s engine.Status
+	err := a.C.Do(ctx, "GET", "/v1/status", nil, &s)
+	return s, err
+}
+
+// Process implements Control from the broker's /metrics.
+func (a *Admin) Process(ctx context.Context) (float64, float64, bool, error) {
+	var raw json.RawMessage // Do copies a non-JSON body verbatim into a RawMessage
+	if err := a.C.Do(ctx, "GET", "/metrics", nil, &raw); err != nil {
+		return 0, 0, false, err
+	}
+	m, err := ParseMetrics(raw, "process_cpu_seconds_total", "process_resident_memory_bytes")
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return m["process_cpu_seconds_total"], m["process_resident_memory_bytes"], true, nil
+}
+
+// ParseMetrics reads the named unlabelled samples from Prometheus text
+// exposition; every name must be present.
+func ParseMetrics(text []byte, names ...string) (map[string]float64, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 || !want[f[0]] {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %s: %v", f[0], err)
+		}
+		out[f[0]] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("metrics: %s not exposed", n)
+		}
+	}
+	return out, nil
+}
