@@ -130,7 +130,9 @@ func (f *fleet) enroll(ctx context.Context, a *agent, token string) AgentConn {
 // context ends or the agent gives up.
 func (f *fleet) dial(ctx context.Context, a *agent, retryAfter time.Duration) AgentConn {
 	give := time.Now().Add(f.cfg.GiveUpAfter)
-	if retryAfter > 0 && !sleepCtx(ctx, retryAfter+time.Duration(a.rng.Int64N(int64(retryAfter)/2+1))) {
+	// The broker's retry-after is already jittered (PROTOCOL.md: it spreads
+	// a restart's clients itself), so it is honoured as given.
+	if retryAfter > 0 && !sleepCtx(ctx, retryAfter) {
 		return nil
 	}
 	for attempt := 0; ; attempt++ {

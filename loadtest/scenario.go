@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -273,6 +274,13 @@ func (r *run) storm(ctx context.Context) error {
 	}
 	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.reconnected.Load() >= persistent })
 	back := time.Since(up)
+	var cpu float64
+	if w.server {
+		var perr error
+		if cpu, _, _, perr = r.b.Control.Process(ctx); perr == nil {
+			r.sum.ReconnectCPUBoundS = ptr(cpu / float64(runtime.NumCPU()))
+		}
+	}
 	w.end(ctx)
 	r.sum.ReconnectS = ptr(back.Seconds())
 	r.note("reconnect_s runs from the restarted broker accepting again to the last persistent client's check-in (%d clients)", persistent)

@@ -35,6 +35,11 @@ type SpawnConfig struct {
 	Log io.Writer
 	// ReadyTimeout bounds each start (default 60s).
 	ReadyTimeout time.Duration
+	// Graceful makes Restart a SIGTERM (the broker says Bye with a
+	// retry-after to every client) instead of a SIGKILL (a crash: every
+	// client finds its connection gone at once and reconnects on its own
+	// backoff, the storm the issue describes).
+	Graceful bool
 }
 
 // Spawned is a jumpbroker running in a child process on loopback ports. It
@@ -198,10 +203,29 @@ func (s *Spawned) stop(grace time.Duration) error {
 	}
 }
 
-// Restart implements Restarter: a graceful stop, then a start on the same
-// data directory and ports.
+// kill stops the broker at once, as a crash would.
+func (s *Spawned) kill() error {
+	s.mu.Lock()
+	cmd, exit := s.cmd, s.exit
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Kill()
+	return <-exit
+}
+
+// Restart implements Restarter: a crash (SIGKILL) or, with Graceful, a
+// graceful stop; then a start on the same data directory and ports.
 func (s *Spawned) Restart(ctx context.Context) error {
-	if err := s.stop(60 * time.Second); err != nil {
+	var err error
+	if s.cfg.Graceful {
+		err = s.stop(60 * time.Second)
+	} else {
+		err = s.kill()
+	}
+	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			return err

@@ -326,7 +326,11 @@ type Summary struct {
 	SlotTurnoverS   *float64 `json:"slot_turnover_s"`
 
 	ReconnectS *float64 `json:"reconnect_s"`
-	GaveUp     int64    `json:"gave_up"`
+	// ReconnectCPUBoundS is the broker's CPU time during the storm divided
+	// by the machine's cores: how fast the reconnections could have been
+	// had the broker's CPU been the only limit.
+	ReconnectCPUBoundS *float64 `json:"reconnect_cpu_bound_s"`
+	GaveUp             int64    `json:"gave_up"`
 
 	Errors map[string]int64 `json:"errors"`
 

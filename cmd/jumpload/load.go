@@ -43,6 +43,7 @@ type loadFlags struct {
 	jumpbroker  string
 	brokerArgs  multiFlag
 	brokerLog   string
+	graceful    bool
 	jsonOut     bool
 	quiet       bool
 	from, to    string
@@ -71,6 +72,7 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.BoolVar(&f.spawn, "spawn", false, "start a jumpbroker child on a temporary data directory and loopback ports")
 	fs.StringVar(&f.jumpbroker, "jumpbroker", "", "jumpbroker binary for --spawn (default: build ./cmd/jumpbroker)")
 	fs.Var(&f.brokerArgs, "broker-arg", "extra `jumpbroker serve` flag for --spawn (repeatable), e.g. --broker-arg=--accept-rate=20000")
+	fs.BoolVar(&f.graceful, "graceful-restart", false, "storm with --spawn: restart the broker with SIGTERM (it says Bye with a retry-after) instead of SIGKILL (a crash)")
 	fs.StringVar(&f.brokerLog, "broker-log", "", "file for the spawned broker's output (default: discarded)")
 	fs.IntVar(&c.Active, "active", 0, "active Jump clients (persistent connections)")
 	fs.IntVar(&c.Passive, "passive", 0, "passive Jump clients (check in on a schedule)")
@@ -183,7 +185,7 @@ func (f *loadFlags) connect(ctx context.Context, stderr io.Writer) (loadtest.Bro
 		return loadtest.Broker{Dialer: ip, Control: ip, Restarter: ip}, func() { ip.Close(); os.RemoveAll(dir) }, nil
 	}
 	if f.spawn {
-		sc := loadtest.SpawnConfig{Binary: f.jumpbroker, Args: f.brokerArgs}
+		sc := loadtest.SpawnConfig{Binary: f.jumpbroker, Args: f.brokerArgs, Graceful: f.graceful}
 		var logf *os.File
 		if f.brokerLog != "" {
 			var err error
