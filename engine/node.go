@@ -38,6 +38,9 @@ type Node struct {
 	eng  *Engine
 	reqs chan *request
 	turn uint64
+	// pool recycles requests and their done channels. It is per node, not
+	// global: a channel belongs to the synctest bubble that made it.
+	pool sync.Pool
 
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close
@@ -52,7 +55,6 @@ type request struct {
 	done chan struct{}
 }
 
-var reqPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
 // ErrClosed is returned for requests to a closed node.
 var ErrClosed = Errorf(CodeClosed, "engine is shut down")
@@ -88,6 +90,7 @@ func Open(cfg NodeConfig) (*Node, error) {
 	if err := n.commit(nil); err != nil {
 		return nil, err
 	}
+	n.pool.New = func() any { return &request{done: make(chan struct{}, 1)} }
 	go n.loop()
 	return n, nil
 }
@@ -239,15 +242,15 @@ func (n *Node) failPending(err error) {
 // Do runs fn on the loop goroutine inside the next turn and returns its
 // result once the turn is durable. fn must not keep e or block.
 func (n *Node) Do(ctx context.Context, fn func(e *Engine, now time.Time) (any, error)) (any, error) {
-	r := reqPool.Get().(*request)
+	r := n.pool.Get().(*request)
 	r.fn = fn
 	select {
 	case n.reqs <- r:
 	case <-n.stopped:
-		reqPool.Put(r)
+		n.pool.Put(r)
 		return nil, n.closedErr()
 	case <-ctx.Done():
-		reqPool.Put(r)
+		n.pool.Put(r)
 		return nil, ctx.Err()
 	}
 	select {
@@ -263,7 +266,7 @@ func (n *Node) Do(ctx context.Context, fn func(e *Engine, now time.Time) (any, e
 	}
 	res, err := r.res, r.err
 	r.fn, r.res, r.err = nil, nil, nil
-	reqPool.Put(r)
+	n.pool.Put(r)
 	return res, err
 }
 

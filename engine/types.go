@@ -143,7 +143,7 @@ func ParseVersion(s string) (Version, error) {
 	v.Major, v.Minor, v.Patch = f[0], f[1], f[2]
 	if hasRev {
 		n, err := strconv.ParseUint(rev, 10, 32)
-		if err != nil || rev == "" || (len(rev) > 1 && rev[0] == '0') {
+		if err != nil || n == 0 || rev[0] == '0' {
 			return Version{}, Errorf(CodeBadVersion, "version %q: revision %q is not a number", s, rev)
 		}
 		v.Revision = uint32(n)

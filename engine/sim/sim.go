@@ -568,11 +568,7 @@ func (r *runner) summary() Result {
 	res.StartsPerSec = cfg.StartsPerSec
 	res.UpgradeTimeS = cfg.UpgradeTime.Seconds()
 	res.MakespanS = float64(r.lastDone-ms(Epoch)) / 1000
-	// The lower bound: the work F·D spread over N slots, and the last start
-	// no earlier than the token bucket allows, plus its own upgrade time.
-	F, D, N := float64(cfg.Clients), cfg.UpgradeTime.Seconds(), float64(cfg.MaxConcurrent)
-	byRate := math.Max(0, F-float64(cfg.StartBurst))/cfg.StartsPerSec + D
-	res.BoundS = math.Max(F*D/N, byRate)
+	res.BoundS = IdealMakespan(cfg.Clients, cfg.MaxConcurrent, cfg.UpgradeTime, cfg.StartsPerSec, cfg.StartBurst)
 	if res.BoundS > 0 {
 		res.MakespanRatio = res.MakespanS / res.BoundS
 	}
@@ -619,6 +615,30 @@ func (r *runner) passiveLateness() (float64, int) {
 		suffixMin = min(suffixMin, qs[i].start)
 	}
 	return worst, late
+}
+
+// IdealMakespan is the lower bound that max_concurrent, the start rate and
+// the upgrade time allow together: every client present at once, each
+// upgrade taking exactly d, each started at the earliest instant a slot and
+// a start token are both free (greedy earliest start is optimal here).
+// It is at least F·d/N and at least (F−burst)/rate + d.
+func IdealMakespan(clients, slots int, d time.Duration, rate float64, burst int) float64 {
+	D := d.Seconds()
+	free := make([]float64, slots) // when each slot frees; a ring, since every upgrade takes D
+	tokens, last, end := float64(burst), 0.0, 0.0
+	for i := 0; i < clients; i++ {
+		t := math.Max(free[i%slots], last)
+		tokens = math.Min(float64(burst), tokens+(t-last)*rate)
+		if tokens < 1 {
+			t += (1 - tokens) / rate
+			tokens = 1
+		}
+		tokens--
+		last = t
+		free[i%slots] = t + D
+		end = t + D
+	}
+	return end
 }
 
 func quantile(sorted []float64, q float64) float64 {

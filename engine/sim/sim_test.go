@@ -1,0 +1,78 @@
+package sim
+
+import (
+	"testing"
+	"time"
+)
+
+// TestRolloutInvariantsEveryStep runs small rollouts with the full
+// invariant check after every engine turn.
+func TestRolloutInvariantsEveryStep(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"active", Config{Clients: 600, MaxConcurrent: 20}},
+		{"mixed", Config{Clients: 600, MaxConcurrent: 20, PassiveFrac: 0.5, JumpointFrac: 0.05, PassivePeriod: 6 * time.Hour}},
+		{"failures+jumps", Config{Clients: 600, MaxConcurrent: 20, FailRate: 0.1, JumpRate: 0.2, UpgradeJitter: 0.3}},
+		{"start-rate-bound", Config{Clients: 400, MaxConcurrent: 100, StartsPerSec: 2, StartBurst: 5}},
+		{"durable", Config{Clients: 300, MaxConcurrent: 20, Durable: true, FailRate: 0.05}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.Seed = 42
+			c.cfg.CheckEvery = 1
+			t.Logf("seed %d", c.cfg.Seed)
+			r, err := Run(c.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Violations != 0 {
+				t.Fatalf("%d violations, first: %s", r.Violations, r.FirstViolation)
+			}
+			if r.Upgraded+r.Failed != c.cfg.Clients {
+				t.Fatalf("upgraded %d + failed %d != %d", r.Upgraded, r.Failed, c.cfg.Clients)
+			}
+			if r.MaxInFlight > c.cfg.MaxConcurrent {
+				t.Fatalf("max in flight %d > %d", r.MaxInFlight, c.cfg.MaxConcurrent)
+			}
+			if c.cfg.PassiveFrac == 0 && c.cfg.FailRate == 0 && r.MakespanRatio > 1.02 {
+				t.Fatalf("makespan ratio %.4f > 1.02 (makespan %.0fs, bound %.0fs)", r.MakespanRatio, r.MakespanS, r.BoundS)
+			}
+			if r.PassiveLate != 0 {
+				t.Fatalf("%d passive clients upgraded more than one period after their turn", r.PassiveLate)
+			}
+			if c.cfg.JumpRate > 0 && r.Jumps == 0 {
+				t.Fatal("no jumps happened")
+			}
+		})
+	}
+}
+
+// TestDeterministic checks that one seed gives one result.
+func TestDeterministic(t *testing.T) {
+	cfg := Config{Clients: 1000, MaxConcurrent: 30, FailRate: 0.1, JumpRate: 0.5, PassiveFrac: 0.3, UpgradeJitter: 0.2, Seed: 7}
+	a, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.WallS, b.WallS = 0, 0
+	if a != b {
+		t.Fatalf("same seed, different results:\n%+v\n%+v", a, b)
+	}
+}
+
+func TestIdealMakespan(t *testing.T) {
+	// Slot-bound: F·D/N.
+	if got := IdealMakespan(1000, 10, time.Minute, 1e9, 1e6); got != 6000 {
+		t.Fatalf("slot-bound bound %v, want 6000", got)
+	}
+	// Rate-bound: (F−burst)/rate + D.
+	if got := IdealMakespan(100, 1000, time.Minute, 2, 1); got != 99.0/2+60 {
+		t.Fatalf("rate-bound bound %v, want %v", got, 99.0/2+60)
+	}
+}
