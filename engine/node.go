@@ -55,7 +55,6 @@ type request struct {
 	done chan struct{}
 }
 
-
 // ErrClosed is returned for requests to a closed node.
 var ErrClosed = Errorf(CodeClosed, "engine is shut down")
 
