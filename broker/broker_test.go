@@ -29,7 +29,7 @@ import (
 )
 
 // testConfig is a broker on loopback with free ports and quick settings.
-func testConfig(t *testing.T, dir string) broker.Config {
+func testConfig(t testing.TB, dir string) broker.Config {
 	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.Data = dir
@@ -45,7 +45,7 @@ func testConfig(t *testing.T, dir string) broker.Config {
 	return cfg
 }
 
-func openBroker(t *testing.T, cfg broker.Config) (*broker.Broker, *adminapi.Client) {
+func openBroker(t testing.TB, cfg broker.Config) (*broker.Broker, *adminapi.Client) {
 	t.Helper()
 	b, err := broker.Open(cfg)
 	if err != nil {
@@ -65,7 +65,7 @@ func openBroker(t *testing.T, cfg broker.Config) (*broker.Broker, *adminapi.Clie
 	return b, adminapi.NewClient(ctl.AdminURL, ctl.Token, ctl.CertSHA256)
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx

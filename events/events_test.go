@@ -126,7 +126,7 @@ func TestRingWait(t *testing.T) {
 	})
 }
 
-func startNATS(t *testing.T) (*nats.Conn, string) {
+func startNATS(t testing.TB) (*nats.Conn, string) {
 	t.Helper()
 	ns, err := StartEmbedded("127.0.0.1:0")
 	if err != nil {

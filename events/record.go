@@ -31,14 +31,11 @@ type Record struct {
 	// Lane shadows engine.Event.Lane as a plain string so that consumers
 	// can decode records (engine.Lane only encodes).
 	Lane string `json:"lane,omitempty"`
-
-	turn  uint64
-	index int
 }
 
 // MakeRecord builds the record of the index-th event of turn.
 func MakeRecord(turn uint64, index int, ev engine.Event) Record {
-	r := Record{Event: ev, turn: turn, index: index}
+	r := Record{Event: ev}
 	r.ID = ID(turn, index)
 	if ev.Settings != nil {
 		s := SettingsFrom(*ev.Settings)
@@ -74,11 +71,6 @@ func ParseID(s string) (turn uint64, index int, ok bool) {
 		return t, int(x), true
 	}
 	return 0, 0, false
-}
-
-// after reports whether r comes after the event (turn, index).
-func (r *Record) after(turn uint64, index int) bool {
-	return r.turn > turn || (r.turn == turn && r.index > index)
 }
 
 // Subject is the NATS subject of an event type under prefix, e.g.

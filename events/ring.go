@@ -15,18 +15,32 @@ import (
 // dashboard costs nothing but its own gap.
 type Ring struct {
 	mu     sync.Mutex
-	buf    []Record      // guarded by mu; buf[seq % len(buf)]
+	buf    []slot        // guarded by mu; buf[seq % len(buf)]
 	next   uint64        // guarded by mu; sequence number of the next event
 	notify chan struct{} // guarded by mu; closed (and replaced) on every Add
 	closed bool          // guarded by mu
 	// evicted is the newest event overwritten (the one just before the
 	// oldest held), so that Since can tell a reader it missed nothing.
-	evicted Record // guarded by mu
+	evicted slot // guarded by mu
 }
+
+// slot is one held event. Records (with their id strings) are made by
+// readers, so Add stays a plain copy on the engine goroutine.
+type slot struct {
+	ev    engine.Event
+	turn  uint64
+	index int
+}
+
+func (s *slot) after(turn uint64, index int) bool {
+	return s.turn > turn || (s.turn == turn && s.index > index)
+}
+
+func (s *slot) record() Record { return MakeRecord(s.turn, s.index, s.ev) }
 
 // NewRing returns a ring holding the last size events (size ≥ 1).
 func NewRing(size int) *Ring {
-	return &Ring{buf: make([]Record, max(size, 1)), notify: make(chan struct{})}
+	return &Ring{buf: make([]slot, max(size, 1)), notify: make(chan struct{})}
 }
 
 // Add appends the events of a committed turn. It copies and returns at once:
@@ -41,11 +55,11 @@ func (r *Ring) Add(turn uint64, evs []engine.Event) {
 		return
 	}
 	for i, ev := range evs {
-		slot := &r.buf[r.next%uint64(len(r.buf))]
+		sl := &r.buf[r.next%uint64(len(r.buf))]
 		if r.next >= uint64(len(r.buf)) {
-			r.evicted = *slot
+			r.evicted = *sl
 		}
-		*slot = MakeRecord(turn, i, ev)
+		*sl = slot{ev: ev, turn: turn, index: i}
 		r.next++
 	}
 	close(r.notify)
@@ -117,7 +131,7 @@ func (r *Ring) Read(from uint64, dst []Record) (n int, next uint64, gap bool) {
 		from, gap = oldest, true
 	}
 	for from < r.next && n < len(dst) {
-		dst[n] = r.buf[from%uint64(len(r.buf))]
+		dst[n] = r.buf[from%uint64(len(r.buf))].record()
 		n++
 		from++
 	}
@@ -153,9 +167,9 @@ func (r *Ring) Client(id engine.ClientID, max int) []Record {
 	defer r.mu.Unlock()
 	var out []Record
 	for s := r.next; s > r.oldestLocked() && len(out) < max; s-- {
-		rec := &r.buf[(s-1)%uint64(len(r.buf))]
-		if rec.Client == id {
-			out = append(out, *rec)
+		sl := &r.buf[(s-1)%uint64(len(r.buf))]
+		if sl.ev.Client == id {
+			out = append(out, sl.record())
 		}
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
