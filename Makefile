@@ -3,7 +3,7 @@ GO      ?= go
 DATA    ?= ./data
 PKGS    ?= ./...
 
-.PHONY: run test test-short bench fuzz lint build sim
+.PHONY: run test bench-smoke bench fuzz lint build sim
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -21,6 +21,7 @@ bench-smoke:
 
 bench:
 	bash bench/run.sh
+	bash bench/engine.sh
 
 fuzz:
 	bash bench/fuzz.sh
