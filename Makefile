@@ -29,7 +29,7 @@ fuzz:
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 sim:
 	$(GO) run ./cmd/jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --json

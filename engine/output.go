@@ -117,9 +117,8 @@ func (e *Engine) TakeOutput(b *store.Batch) (Output, error) {
 // doneRing counts completed upgrades per second over the last few minutes,
 // for upgrades-per-minute and the ETA.
 type doneRing struct {
-	sec  [300]int64 // which second each bucket holds
-	n    [300]int32
-	last int64
+	sec [300]int64 // which second each bucket holds
+	n   [300]int32
 }
 
 func (d *doneRing) add(nowMS int64) {
