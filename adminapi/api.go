@@ -55,6 +55,9 @@ type Config struct {
 	HistoryLen int
 	// KeepAlive is the SSE keep-alive comment period (default 15s).
 	KeepAlive time.Duration
+	// MaxStreams caps concurrent GET /v1/events streams (default 64);
+	// beyond it the stream is refused with overloaded.
+	MaxStreams int
 	// Now is the clock for installer creation times (default time.Now).
 	Now func() time.Time
 }
@@ -97,6 +100,9 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 64
+	}
 	return nil
 }
 
@@ -109,6 +115,7 @@ type API struct {
 	// a (release, platform) file in place, so two concurrent publications of
 	// one id must not interleave their uploads.
 	publishMu sync.Mutex
+	streams   chan struct{} // one token per open event stream
 }
 
 // New builds the API and registers its collectors in cfg.Registry.
@@ -116,7 +123,7 @@ func New(cfg Config) (*API, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), streams: make(chan struct{}, cfg.MaxStreams)}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jumpfleet_admin_requests_total", Help: "Admin API requests by route and HTTP status.",
 	}, []string{"route", "code"})

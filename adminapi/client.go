@@ -210,3 +210,4 @@ func (c *Client) Events(ctx context.Context, query string, fn func(SSE) bool) er
 	}
 	return nil
 }
+

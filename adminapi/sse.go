@@ -15,6 +15,13 @@ import (
 // read from the broker's ring. The stream holds no buffer of its own; a
 // reader that falls behind the ring is told of the gap and goes on.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
+	select {
+	case a.streams <- struct{}{}:
+		defer func() { <-a.streams }()
+	default:
+		writeError(w, errorf(engine.CodeOverloaded, "too many event streams open (%d)", cap(a.streams)))
+		return
+	}
 	q := r.URL.Query()
 	var want map[engine.EventType]bool
 	if s := q.Get("types"); s != "" {
