@@ -347,7 +347,8 @@ func (srv *Server) acceptTCP(ln net.Listener) {
 // connection by ALPN.
 func (srv *Server) serveTCP(c net.Conn) {
 	release, reason := srv.admit(c.RemoteAddr())
-	tc := tls.Server(c, srv.tlsConf)
+	pc := &parkConn{Conn: c}
+	tc := tls.Server(pc, srv.tlsConf)
 	_ = c.SetDeadline(srv.now().Add(srv.cfg.HandshakeTimeout))
 	err := tc.Handshake()
 	<-srv.hsSem
@@ -371,7 +372,7 @@ func (srv *Server) serveTCP(c net.Conn) {
 			srv.rejectLn.push(tc, nil)
 			return
 		}
-		s := srv.newSession(tc, "tls", nil)
+		s := srv.newSession(tc, "tls", nil, nil)
 		s.sendClose(&wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: srv.retryAfterMs(), Msg: "server at its connection limit"})
 		return
 	}
@@ -383,12 +384,18 @@ func (srv *Server) serveTCP(c net.Conn) {
 		})
 		return
 	}
-	defer release()
 	g := srv.m.conns.WithLabelValues("tls")
 	g.Inc()
-	defer g.Dec()
-	s := srv.newSession(tc, "tls", func() ([32]byte, error) { return exporter(tc.ConnectionState()) })
-	s.run()
+	s := srv.newSession(tc, "tls", pc, func() ([32]byte, error) { return exporter(tc.ConnectionState()) })
+	// The session runs on a fresh goroutine: this one's stack grew deep in
+	// the handshake (ML-KEM, ECDSA) and would stay large for the life of
+	// the connection; a new one starts small and, parked shallowly
+	// (park.go), stays small.
+	srv.goFn(func() {
+		defer release()
+		defer g.Dec()
+		s.run()
+	})
 }
 
 func exporter(cs tls.ConnectionState) ([32]byte, error) {
@@ -436,7 +443,7 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 	qs := &quicStream{Stream: st, conn: qc, wg: &srv.wg}
 	if release == nil {
 		srv.m.drop(reason)
-		s := srv.newSession(qs, "quic", nil)
+		s := srv.newSession(qs, "quic", nil, nil)
 		s.sendClose(&wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: srv.retryAfterMs(), Msg: "server at its connection limit"})
 		return
 	}
@@ -444,7 +451,7 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 	g := srv.m.conns.WithLabelValues("quic")
 	g.Inc()
 	defer g.Dec()
-	s := srv.newSession(qs, "quic", func() ([32]byte, error) { return exporter(qc.ConnectionState().TLS) })
+	s := srv.newSession(qs, "quic", nil, func() ([32]byte, error) { return exporter(qc.ConnectionState().TLS) })
 	s.run()
 }
 

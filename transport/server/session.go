@@ -55,6 +55,7 @@ type session struct {
 	checkin prometheus.Counter
 	r       *wire.Reader
 	onFrame func(wire.MsgType, []byte) error
+	park    *parkConn // TLS only: shallow parking while idle (park.go)
 
 	phase     phase
 	maxFrame  int // negotiated payload limit
@@ -94,9 +95,13 @@ type openPkg struct {
 
 var errSessionClosed = errors.New("session closed")
 
-func (srv *Server) newSession(conn stream, proto string, binding func() ([32]byte, error)) *session {
-	s := &session{srv: srv, sid: srv.nextSID.Add(1), conn: conn, proto: proto, binding: binding}
-	s.r = wire.NewReader(conn, wire.PreHelloMaxFrame)
+func (srv *Server) newSession(conn stream, proto string, park *parkConn, binding func() ([32]byte, error)) *session {
+	s := &session{srv: srv, sid: srv.nextSID.Add(1), conn: conn, proto: proto, binding: binding, park: park}
+	if park != nil {
+		s.r = wire.NewReader(&sessReader{tls: conn, p: park}, wire.PreHelloMaxFrame)
+	} else {
+		s.r = wire.NewReader(conn, wire.PreHelloMaxFrame)
+	}
 	s.w = wire.NewWriter(conn, wire.PreHelloMaxFrame)
 	s.onFrame = s.handleFrame
 	switch proto {
@@ -122,9 +127,18 @@ func (s *session) run() {
 	s.setReadDeadline(s.srv.now().Add(s.srv.cfg.FirstFrameTimeout))
 	for !s.closed.Load() {
 		s.armRead()
+		if s.park != nil {
+			s.park.nonblock = true
+		}
 		err := s.r.ReadFrame(s.onFrame)
 		if err == nil {
 			continue
+		}
+		if err == errWouldBlock {
+			// Nothing of a frame was read: wait shallowly (park.go).
+			if err = s.park.park(); err == nil {
+				continue
+			}
 		}
 		s.fail(err)
 		return
@@ -271,6 +285,9 @@ func (s *session) finish() {
 		close(s.gone)
 	}
 	s.srv.reg.removeSession(s)
+	if s.park != nil {
+		s.park.release()
+	}
 	if s.pkg != nil {
 		_ = s.pkg.f.Close()
 		s.pkg = nil
