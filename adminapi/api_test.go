@@ -91,7 +91,7 @@ func TestStreamsAreCapped(t *testing.T) {
 	opened := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Events(ctx, "", func(e SSE) bool {
+		done <- c.Events(ctx, "since=0-0", func(e SSE) bool {
 			if e.Event == "settings_changed" {
 				close(opened)
 			}
