@@ -21,9 +21,10 @@ type NodeConfig struct {
 	QueueLen int
 	// MaxBatch bounds the requests applied in one turn (default 8192).
 	MaxBatch int
-	// OnCommit is called on the loop goroutine after each turn's batch is
-	// durable, with what the turn decided. It must not block: hand the
-	// work to other goroutines (session queues, an async publisher).
+	// OnCommit is called after each turn's batch is durable, with what the
+	// turn decided, from one goroutine, in turn order. It must not block:
+	// it holds up every later turn's answers. Hand the work to other
+	// goroutines (session queues, an async publisher).
 	OnCommit func(turn uint64, out *Output)
 	// NoSync commits without fsync. Only for simulations that measure
 	// decisions, never for a server: it breaks invariant 4.
@@ -86,7 +87,11 @@ func Open(cfg NodeConfig) (*Node, error) {
 	n := &Node{cfg: cfg, eng: eng, turn: turn, reqs: make(chan *request, cfg.QueueLen),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	// Recovery may have expired leases: commit that before serving.
-	if err := n.commit(nil); err != nil {
+	w, err := n.prepare(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.finish(w); err != nil {
 		return nil, err
 	}
 	n.pool.New = func() any { return &request{done: make(chan struct{}, 1)} }
@@ -146,8 +151,52 @@ func (n *Node) Err() error {
 	}
 }
 
+// turnWork is one turn on its way to disk: the batch holding its writes,
+// what it decided, and the requests to answer once it is durable.
+type turnWork struct {
+	b     *store.Batch
+	out   Output
+	reqs  []*request
+	turn  uint64
+	write bool
+}
+
+// loop applies requests turn by turn. Commits are pipelined: while turn N
+// is being fsynced by the committer goroutine, the loop already applies
+// turn N+1 in memory. Answers still wait for their own turn's commit, and
+// the committer commits, answers and calls OnCommit strictly in turn order,
+// so nothing is acknowledged before it is durable, and every answer only
+// reflects turns that are durable by the time it is given.
 func (n *Node) loop() {
 	defer close(n.stopped)
+	commits := make(chan *turnWork, 1)
+	committed := make(chan struct{})
+	failed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		var err error
+		for w := range commits {
+			if err != nil {
+				n.answer(w, err) // an earlier turn failed: nothing after it is durable
+				w.b.Close()
+				continue
+			}
+			if err = n.finish(w); err != nil {
+				n.err = err
+				close(failed)
+			}
+		}
+	}()
+	defer func() {
+		close(commits)
+		<-committed
+		if n.err != nil {
+			n.failPending(n.err)
+		} else {
+			n.failPending(ErrClosed)
+		}
+	}()
+
 	batch := make([]*request, 0, n.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -168,53 +217,79 @@ func (n *Node) loop() {
 			}
 		case <-timer.C:
 		case <-n.stop:
-			n.failPending(ErrClosed)
+			return
+		case <-failed:
 			return
 		}
 		now := n.cfg.Now()
 		for _, r := range batch {
 			r.res, r.err = r.fn(n.eng, now)
 		}
-		if err := n.commit(batch); err != nil {
-			// Memory now holds changes the disk does not: stop rather
-			// than answer anything more.
+		w, err := n.prepare(batch)
+		if err != nil {
 			n.err = err
-			n.failPending(err)
+			n.answer(&turnWork{reqs: batch}, err)
+			return
+		}
+		select {
+		case commits <- w:
+		case <-failed:
+			n.answer(w, n.err)
+			w.b.Close()
 			return
 		}
 		n.arm(timer)
 	}
 }
 
-// commit ticks the engine, writes the turn's output in one synced batch,
-// then answers the batch's requests and hands the output to OnCommit.
-func (n *Node) commit(batch []*request) error {
-	now := n.cfg.Now()
-	n.eng.Tick(now)
+// prepare ticks the engine and writes the turn's output into a new batch.
+func (n *Node) prepare(batch []*request) (*turnWork, error) {
+	n.eng.Tick(n.cfg.Now())
 	b := n.cfg.DB.NewBatch()
-	defer b.Close()
 	out, err := n.eng.TakeOutput(b)
-	if err == nil && (b.Len() > 0 || len(out.Events) > 0) {
-		n.turn++
-		if err = b.PutMeta(MetaTurn, n.turn); err == nil {
-			err = n.cfg.DB.Commit(b, !n.cfg.NoSync)
-		}
-	}
 	if err != nil {
-		err = &Error{Code: CodeStorage, Msg: err.Error()}
-		for _, r := range batch {
-			r.res, r.err = nil, err
-			r.done <- struct{}{}
+		b.Close()
+		return nil, &Error{Code: CodeStorage, Msg: err.Error()}
+	}
+	w := &turnWork{b: b, out: out, reqs: append([]*request(nil), batch...)}
+	if b.Len() > 0 || len(out.Events) > 0 {
+		n.turn++
+		w.write = true
+		if err := b.PutMeta(MetaTurn, n.turn); err != nil {
+			b.Close()
+			return nil, &Error{Code: CodeStorage, Msg: err.Error()}
 		}
-		return err
 	}
-	for _, r := range batch {
-		r.done <- struct{}{}
+	w.turn = n.turn
+	return w, nil
+}
+
+// finish commits a prepared turn with Sync, then answers its requests and
+// hands its output to OnCommit.
+func (n *Node) finish(w *turnWork) error {
+	defer w.b.Close()
+	if w.write {
+		if err := n.cfg.DB.Commit(w.b, !n.cfg.NoSync); err != nil {
+			err = &Error{Code: CodeStorage, Msg: err.Error()}
+			n.answer(w, err)
+			return err
+		}
 	}
-	if n.cfg.OnCommit != nil && !out.Empty() {
-		n.cfg.OnCommit(n.turn, &out)
+	n.answer(w, nil)
+	if n.cfg.OnCommit != nil && !w.out.Empty() {
+		n.cfg.OnCommit(w.turn, &w.out)
 	}
 	return nil
+}
+
+// answer wakes the turn's callers; a non-nil err replaces every result.
+func (n *Node) answer(w *turnWork, err error) {
+	for _, r := range w.reqs {
+		if err != nil {
+			r.res, r.err = nil, err
+		}
+		r.done <- struct{}{}
+	}
 }
 
 func (n *Node) arm(t *time.Timer) {

@@ -29,6 +29,12 @@ func (r *recorder) onCommit(turn uint64, out *Output) {
 	r.events = append(r.events, out.Events...)
 }
 
+func (r *recorder) dispatched() []Dispatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Dispatch(nil), r.dispatches...)
+}
+
 func (r *recorder) count(t EventType) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -85,13 +91,13 @@ func TestNodeLeaseExpiryVirtualTime(t *testing.T) {
 			}
 		}
 		synctest.Wait()
-		if got := len(rec.dispatches); got != 1 {
+		if got := len(rec.dispatched()); got != 1 {
 			t.Fatalf("dispatches %d, want 1", got)
 		}
 		time.Sleep(61 * time.Second) // client 1 never reports progress
 		synctest.Wait()
-		if rec.count(EvLeaseExpired) != 1 || len(rec.dispatches) != 2 || rec.dispatches[1].Client != id(2) {
-			t.Fatalf("after the lease: %d expiries, dispatches %v", rec.count(EvLeaseExpired), rec.dispatches)
+		if ds := rec.dispatched(); rec.count(EvLeaseExpired) != 1 || len(ds) != 2 || ds[1].Client != id(2) {
+			t.Fatalf("after the lease: %d expiries, dispatches %v", rec.count(EvLeaseExpired), ds)
 		}
 		c1, _ := n.Client(ctx, id(1))
 		if c1.State != StateFailed {
