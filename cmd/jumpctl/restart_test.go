@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,5 +248,18 @@ func TestRestartMidRollout(t *testing.T) {
 	}
 	if out := mustJctl(t, ctx, d, "status"); !strings.Contains(out, "ETA done") {
 		t.Fatalf("status:\n%s", out)
+	}
+
+	// SIGINT: a graceful stop with the agents still connected, exit 0.
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("broker still running 15 s after SIGINT:\n%s", p.stderr)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.stderr.String(), "shutting down") {
+		t.Fatalf("graceful stop: exit %d\n%s", code, p.stderr)
 	}
 }
