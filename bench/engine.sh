@@ -21,7 +21,7 @@ $GO build -o "$work/jumpload" ./cmd/jumpload
 s1="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --json"
 s2="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --passive 0.6 --jumpoints 0.01 --jump-rate 0.2 --json"
 s3="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --upgrade-jitter 0.2 --fail-rate 0.02 --jump-rate 1 --durable --json"
-for s in "$s1" "$s2" "$s3"; do echo "engine.sh: $s" >&2; "$work/$s" >>"$work/sim.jsonl"; done
+for s in "$s1" "$s2" "$s3"; do echo "engine.sh: $s" >&2; "$work"/$s >>"$work/sim.jsonl"; done
 
 # metric NAME UNIT: the median over -count runs of UNIT for benchmark NAME.
 metric() {
