@@ -199,7 +199,16 @@ func (a *API) authed(pattern string, methods route) http.Handler {
 	allowHdr := strings.Join(sortStrings(allow), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
-		defer func() { a.count(pattern, sw.code()) }()
+		start := time.Now()
+		defer func() {
+			a.count(pattern, sw.code())
+			// Changes are logged (who changed what is worth a line);
+			// reads are only counted.
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				a.cfg.Logger.Info("admin change", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+					zap.Int("status", sw.code()), zap.String("remote", r.RemoteAddr), zap.Duration("took", time.Since(start)))
+			}
+		}()
 		if !a.tokenOK(r) {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="jumpfleet"`)
 			writeError(sw, errorf(CodeUnauthorized, "missing or wrong bearer token"))
