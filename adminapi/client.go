@@ -210,4 +210,3 @@ func (c *Client) Events(ctx context.Context, query string, fn func(SSE) bool) er
 	}
 	return nil
 }
-
