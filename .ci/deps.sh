@@ -19,3 +19,16 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# --- web: headless Chromium for the dashboard's browser tests (web/e2e) ---
+# Owned by the web package; they skip, saying so, without /usr/bin/chromium.
+if [ ! -x /usr/bin/chromium ]; then
+	web_sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		web_sudo="sudo"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$web_sudo apt-get update -qq >/dev/null
+	$web_sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# --- end web ---

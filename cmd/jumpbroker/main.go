@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"jumpfleet/broker"
+	"jumpfleet/web"
 )
 
 func main() {
@@ -59,6 +60,7 @@ func serve(args []string) int {
 		fmt.Fprintln(os.Stderr, "jumpbroker:", err)
 		return 2
 	}
+	cfg.Web = web.Handler() // the dashboard at / of the admin listener
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
