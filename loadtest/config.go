@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"time"
 
 	"jumpfleet/engine"
@@ -67,13 +68,21 @@ type Config struct {
 	// keeps trying before it counts as given up.
 	ReconnectBase, ReconnectMax, GiveUpAfter time.Duration
 
+	// Procs spreads the fleet over that many load-generator child
+	// processes (a process has at most 20,000 descriptors here, and a TLS
+	// connection or a quic-go client socket costs one); Child makes the
+	// command of child shard of n running cfg (validated; see RunChild).
+	// 0 or 1: this process.
+	Procs int
+	Child func(cfg *Config, shard, n int) *exec.Cmd `json:"-"`
+
 	Platform          engine.Platform
 	FromVersion       engine.Version
 	ToVersion         engine.Version
 	Release           string
 	Seed              uint64
 	ProgressEvery     time.Duration
-	Progress          io.Writer // live progress lines; nil: none
+	Progress          io.Writer `json:"-"` // live progress lines; nil: none
 	MeasureServerCost bool      // read the broker's /metrics around the measured window
 }
 
@@ -159,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Release == "" {
 		c.Release = "load-" + c.ToVersion.String()
+	}
+	if c.Procs < 0 || (c.Procs > 1 && c.Child == nil) {
+		return fmt.Errorf("loadtest: %d load processes need a child command", c.Procs)
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

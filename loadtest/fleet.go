@@ -11,13 +11,39 @@ import (
 	"jumpfleet/engine"
 )
 
-// fleet runs the agents of one load process. Every agent and console is a
-// goroutine in wg, stopped by cancelling the context given to start.
+// fleetOps is a fleet as a run drives it: in this process (fleet) or
+// spread over load-generator child processes (remoteFleet).
+type fleetOps interface {
+	// start launches the agents, enrolling with the installer of their kind.
+	start(ctx context.Context, installers map[engine.Kind]string) error
+	// snapshot is the progress and measurements so far.
+	snapshot() Snapshot
+	// newEpoch starts counting persistent agents back after a restart.
+	newEpoch() error
+	// consoles starts the access consoles (one token each) for d.
+	consoles(tokens []string, d time.Duration) error
+	// stop stops every agent and console and waits for them.
+	stop()
+	// failed says why the fleet can no longer run (a child process died).
+	failed() error
+	// flight is the most upgrades in flight at once across the fleet and
+	// the starts that exceeded max_concurrent, when the fleet is spread
+	// over processes (ok false: the snapshot's own figures are exact).
+	flight() (maxInFlight, violations int64, ok bool)
+}
+
+// fleet runs the agents of one load process: those whose index is shard
+// modulo shards. Every agent and console is a goroutine in wg, stopped by
+// stop.
 type fleet struct {
-	cfg *Config
-	d   Dialer
-	rec *Recorder
-	wg  sync.WaitGroup
+	cfg           *Config
+	d             Dialer
+	rec           *Recorder
+	wg            sync.WaitGroup
+	shard, shards int
+	ctx           context.Context
+	cancel        context.CancelFunc
+	jumps         atomic.Int64
 
 	connSem chan struct{} // bounds dials in flight
 
@@ -47,20 +73,70 @@ type agent struct {
 	epoch   int64
 }
 
-func newFleet(cfg *Config, d Dialer, rec *Recorder) *fleet {
-	return &fleet{cfg: cfg, d: d, rec: rec, connSem: make(chan struct{}, cfg.ConnectConcurrency)}
+func newFleet(cfg *Config, d Dialer, rec *Recorder, shard, shards int) *fleet {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &fleet{cfg: cfg, d: d, rec: rec, connSem: make(chan struct{}, cfg.ConnectConcurrency),
+		shard: shard, shards: max(shards, 1), ctx: ctx, cancel: cancel}
 }
 
-// start launches every agent: index i of the fleet is a Jumpoint, an active
-// or a passive client in that order. Each enrolls with the installer for
-// its kind.
-func (f *fleet) start(ctx context.Context, installers map[engine.Kind]string, first, n int) {
-	for i := first; i < first+n; i++ {
+// start launches this shard's agents: index i of the fleet is a Jumpoint,
+// an active or a passive client in that order. Each enrolls with the
+// installer for its kind. Agents stop when ctx ends or at stop.
+func (f *fleet) start(parent context.Context, installers map[engine.Kind]string) error {
+	// The run's context ending stops the agents too (the watcher ends
+	// with the fleet).
+	f.wg.Go(func() {
+		select {
+		case <-parent.Done():
+			f.cancel()
+		case <-f.ctx.Done():
+		}
+	})
+	ctx := f.ctx
+	for i := f.shard; i < f.cfg.Fleet(); i += f.shards {
 		spec := AgentSpec{Kind: f.kindOf(i), Platform: f.cfg.Platform, Version: f.cfg.FromVersion}
 		a := &agent{idx: i, spec: spec, version: spec.Version,
 			rng: rand.New(rand.NewPCG(f.cfg.Seed, uint64(i)))}
 		f.wg.Go(func() { f.run(ctx, a, installers[spec.Kind]) })
 	}
+	return nil
+}
+
+func (f *fleet) snapshot() Snapshot {
+	s := f.rec.Snapshot()
+	s.Enrolled, s.FailedEnroll = f.enrolled.Load(), f.failedEn.Load()
+	s.Reconnected, s.Jumps = f.reconnected.Load(), f.jumps.Load()
+	return s
+}
+
+func (f *fleet) newEpoch() error {
+	f.reconnected.Store(0)
+	f.epoch.Add(1)
+	return nil
+}
+
+// consoles starts this shard's consoles (console c belongs to shard c
+// modulo shards), each jumping to this shard's agents for d.
+func (f *fleet) consoles(tokens []string, d time.Duration) error {
+	cctx, stop := context.WithTimeout(f.ctx, d)
+	var cwg sync.WaitGroup
+	for i := f.shard; i < len(tokens); i += f.shards {
+		cwg.Go(func() { f.runConsole(cctx, i, tokens[i], &f.jumps) })
+	}
+	f.wg.Go(func() {
+		cwg.Wait()
+		stop()
+	})
+	return nil
+}
+
+func (f *fleet) failed() error { return nil }
+
+func (f *fleet) flight() (int64, int64, bool) { return 0, 0, false }
+
+func (f *fleet) stop() {
+	f.cancel()
+	f.wg.Wait()
 }
 
 func (f *fleet) kindOf(i int) engine.Kind {
@@ -72,9 +148,6 @@ func (f *fleet) kindOf(i int) engine.Kind {
 	}
 	return engine.KindPassive
 }
-
-// wait waits for every agent and console to stop.
-func (f *fleet) wait() { f.wg.Wait() }
 
 func (f *fleet) acquire(ctx context.Context) bool {
 	select {
@@ -351,7 +424,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (Ag
 		f.rec.UpgradeEnded() // just before the check-in that frees the slot
 		ans, ok := f.checkIn(ctx, a, nc, FlagPostUpgrade)
 		if !ok {
-			f.rec.inFlight.Add(1) // still ours until a check-in lands
+			f.rec.UpgradeResumed() // still ours until a check-in lands
 			nc = f.reconnect(ctx, a, nc)
 			if nc == nil {
 				f.rec.UpgradeEnded()
@@ -446,12 +519,13 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 
 // lateOffer handles an offer that reached a passive client as it was
 // leaving (its turn came between its answer and its goodbye): the broker
-// has given it a slot, so it comes back at once and upgrades rather than
-// leave the slot held until the lease expires. It returns nil.
+// has given it a slot, so it comes back at once and checks in; the broker
+// offers the upgrade again on the new connection (an offer belongs to the
+// connection it was made on), and the client upgrades rather than leave the
+// slot held until the lease expires. It returns nil.
 func (f *fleet) lateOffer(ctx context.Context, a *agent, c AgentConn) AgentConn {
-	var o Offer
 	select {
-	case o = <-c.Offers():
+	case <-c.Offers():
 	default:
 		return nil
 	}
@@ -459,13 +533,10 @@ func (f *fleet) lateOffer(ctx context.Context, a *agent, c AgentConn) AgentConn 
 	if nc == nil {
 		return nil
 	}
-	if _, ok := f.checkIn(ctx, a, nc, FlagUser); !ok {
-		nc.Close()
-		return nil
+	if ans, ok := f.checkIn(ctx, a, nc, FlagUser); ok && ans.State == engine.StateUpgrading {
+		nc = f.lingerForOffer(ctx, a, nc)
 	}
-	if done, ok := f.upgrade(ctx, a, nc, o); ok && done != nil {
-		done.Close()
-	} else {
+	if nc != nil {
 		nc.Close()
 	}
 	return nil

@@ -389,6 +389,19 @@ func (c *inprocConn) CheckIn(ctx context.Context, v engine.Version, _ uint8) (An
 	if err != nil {
 		return Answer{}, err
 	}
+	if a.State == engine.StateUpgrading {
+		// As the transport does: a client that checks in while holding a
+		// slot (it reconnected) is offered its upgrade again on this
+		// connection.
+		c.b.mu.Lock()
+		rel := c.b.site
+		pkg := c.b.packages[rel]
+		c.b.mu.Unlock()
+		select {
+		case c.offers <- Offer{Release: rel, Target: a.Target, Size: int64(len(pkg.content)), Opaque: pkg}:
+		default:
+		}
+	}
 	return Answer{State: a.State, Target: a.Target, Position: a.Position, Lane: a.Lane, RetryAfter: a.RetryAfter}, nil
 }
 

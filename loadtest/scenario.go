@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"jumpfleet/engine"
@@ -37,8 +36,8 @@ func Run(ctx context.Context, cfg Config, b Broker) (Summary, error) {
 type run struct {
 	cfg *Config
 	b   Broker
-	rec *Recorder
-	fl  *fleet
+	rec *Recorder // the local fleet's (progress lines read snapshots)
+	fl  fleetOps
 	sum Summary
 }
 
@@ -66,18 +65,28 @@ func (r *run) run(ctx context.Context) error {
 		installers[k] = tok
 	}
 
-	r.fl = newFleet(cfg, r.b.Dialer, r.rec)
-	r.fl.steady = cfg.Scenario == ScenarioSteady
-	fctx, stopFleet := context.WithCancel(ctx)
-	defer func() {
-		stopFleet()
-		r.fl.wait()
-	}()
-	stopProgress := r.progress(fctx)
+	if cfg.Procs > 1 {
+		rf, err := startRemote(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		r.fl = rf
+	} else {
+		if r.b.Dialer == nil {
+			return errors.New("loadtest: no dialer for the fleet")
+		}
+		lf := newFleet(cfg, r.b.Dialer, r.rec, 0, 1)
+		lf.steady = cfg.Scenario == ScenarioSteady
+		r.fl = lf
+	}
+	defer r.fl.stop()
+	stopProgress := r.progress(ctx)
 	defer stopProgress()
 
 	t0 := time.Now()
-	r.fl.start(fctx, installers, 0, cfg.Fleet())
+	if err := r.fl.start(ctx, installers); err != nil {
+		return err
+	}
 	if err := r.waitEnrolled(ctx); err != nil {
 		return err
 	}
@@ -89,7 +98,7 @@ func (r *run) run(ctx context.Context) error {
 	case ScenarioRollout:
 		return r.rollout(ctx)
 	case ScenarioJump:
-		return r.jump(ctx, fctx)
+		return r.jump(ctx)
 	case ScenarioStorm:
 		return r.storm(ctx)
 	}
@@ -100,12 +109,16 @@ func (r *run) run(ctx context.Context) error {
 func (r *run) waitEnrolled(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	for {
-		done, bad := r.fl.enrolled.Load(), r.fl.failedEn.Load()
+		s := r.fl.snapshot()
+		done, bad := s.Enrolled, s.FailedEnroll
 		if int(done) == r.cfg.Fleet() {
 			return nil
 		}
 		if bad > 0 {
-			return fmt.Errorf("%d agents could not enroll (errors: %v)", bad, r.rec.Snapshot().Errors)
+			return fmt.Errorf("%d agents could not enroll (errors: %v)", bad, s.Errors)
+		}
+		if err := r.fl.failed(); err != nil {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d agents enrolled within %v", done, r.cfg.Fleet(), r.cfg.Timeout)
@@ -127,7 +140,7 @@ type window struct {
 }
 
 func (r *run) begin(ctx context.Context) *window {
-	w := &window{r: r, t0: time.Now(), snap0: r.rec.Snapshot()}
+	w := &window{r: r, t0: time.Now(), snap0: r.fl.snapshot()}
 	cpu, _, ok, err := r.b.Control.Process(ctx)
 	if err != nil {
 		r.note("server metrics unreadable: %v", err)
@@ -139,11 +152,16 @@ func (r *run) begin(ctx context.Context) *window {
 func (w *window) end(ctx context.Context) {
 	r := w.r
 	elapsed := time.Since(w.t0)
-	snap := r.rec.Snapshot()
+	snap := r.fl.snapshot()
 	r.sum.fill(sub(snap, w.snap0), elapsed)
 	// Outcome counters are for the whole run, not the window.
 	r.sum.Upgraded, r.sum.Failed, r.sum.Violations = snap.Upgraded, snap.Failed, snap.Violations
 	r.sum.MaxInFlight, r.sum.GaveUp, r.sum.Errors = snap.MaxInFlight, snap.GaveUp, snap.Errors
+	if m, v, ok := r.fl.flight(); ok {
+		// Several processes: the children's own counts only see their
+		// shard; the merged timeline sees the fleet.
+		r.sum.MaxInFlight, r.sum.Violations = m, v
+	}
 	if !w.server {
 		r.note("server CPU and RSS not measured: the broker runs in this process")
 		return
@@ -198,9 +216,9 @@ func (r *run) rollout(ctx context.Context) error {
 	if err := r.b.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, cfg.PackageSize); err != nil {
 		return fmt.Errorf("publish release %s: %w", cfg.Release, err)
 	}
-	err := r.until(ctx, cfg.Timeout, func() bool { return r.rec.upgraded.Load() >= int64(cfg.Fleet()) })
+	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Upgraded >= int64(cfg.Fleet()) })
 	w.end(ctx)
-	if last := r.rec.lastDone.Load(); last > 0 {
+	if last := r.fl.snapshot().LastDone; last > 0 {
 		mk := time.Unix(0, last).Sub(w.t0).Seconds()
 		bound := float64(cfg.Fleet()) * cfg.UpgradeTime.Seconds() / float64(cfg.MaxConcurrent)
 		r.sum.MakespanS = ptr(mk)
@@ -213,14 +231,14 @@ func (r *run) rollout(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("rollout: %d of %d clients upgraded: %w", r.rec.upgraded.Load(), cfg.Fleet(), err)
+		return fmt.Errorf("rollout: %d of %d clients upgraded: %w", r.fl.snapshot().Upgraded, cfg.Fleet(), err)
 	}
 	return nil
 }
 
 // jump publishes the release, waits until every slot is busy, then lets
 // the consoles jump to random clients for Duration.
-func (r *run) jump(ctx, fctx context.Context) error {
+func (r *run) jump(ctx context.Context) error {
 	cfg := r.cfg
 	if cfg.Fleet() <= cfg.MaxConcurrent {
 		r.note("the fleet (%d) is not larger than max_concurrent (%d): slots never all busy with clients waiting", cfg.Fleet(), cfg.MaxConcurrent)
@@ -229,23 +247,24 @@ func (r *run) jump(ctx, fctx context.Context) error {
 		return fmt.Errorf("publish release %s: %w", cfg.Release, err)
 	}
 	busy := min(cfg.MaxConcurrent, cfg.Fleet())
-	if err := r.until(ctx, cfg.Timeout, func() bool { return r.rec.InFlight() >= busy }); err != nil {
-		return fmt.Errorf("jump: slots never all busy (%d of %d in flight): %w", r.rec.InFlight(), busy, err)
+	if err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().InFlight >= int64(busy) }); err != nil {
+		return fmt.Errorf("jump: slots never all busy (%d of %d in flight): %w", r.fl.snapshot().InFlight, busy, err)
 	}
-	w := r.begin(ctx)
-	cctx, stop := context.WithTimeout(fctx, cfg.Duration)
-	defer stop()
-	var jumps atomic.Int64
-	for i := range cfg.Consoles {
+	tokens := make([]string, cfg.Consoles)
+	for i := range tokens {
 		tok, err := r.b.Control.ConsoleToken(ctx, fmt.Sprintf("jumpload-%d", i))
 		if err != nil {
 			return fmt.Errorf("console token: %w", err)
 		}
-		r.fl.wg.Go(func() { r.fl.runConsole(cctx, i, tok, &jumps) })
+		tokens[i] = tok
 	}
-	<-cctx.Done()
+	w := r.begin(ctx)
+	if err := r.fl.consoles(tokens, cfg.Duration); err != nil {
+		return err
+	}
+	sleepCtx(ctx, cfg.Duration)
 	w.end(ctx)
-	r.sum.Jumps = jumps.Load()
+	r.sum.Jumps = r.fl.snapshot().Jumps
 	r.sum.SlotTurnoverS = ptr(cfg.UpgradeTime.Seconds() * (1 + cfg.UpgradeJitter))
 	if r.sum.Jumps == 0 {
 		r.note("no jump found an outdated client that had not started")
@@ -261,8 +280,9 @@ func (r *run) storm(ctx context.Context) error {
 	}
 	cfg := r.cfg
 	persistent := int64(cfg.Active + cfg.Jumpoints)
-	r.fl.reconnected.Store(0)
-	r.fl.epoch.Add(1)
+	if err := r.fl.newEpoch(); err != nil {
+		return err
+	}
 	w := r.begin(ctx)
 	if err := r.b.Restarter.Restart(ctx); err != nil {
 		return fmt.Errorf("storm: restart the broker: %w", err)
@@ -272,7 +292,7 @@ func (r *run) storm(ctx context.Context) error {
 		// The CPU counter restarted with the process.
 		w.cpu0 = 0
 	}
-	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.reconnected.Load() >= persistent })
+	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Reconnected >= persistent })
 	back := time.Since(up)
 	var cpu float64
 	if w.server {
@@ -285,7 +305,7 @@ func (r *run) storm(ctx context.Context) error {
 	r.sum.ReconnectS = ptr(back.Seconds())
 	r.note("reconnect_s runs from the restarted broker accepting again to the last persistent client's check-in (%d clients)", persistent)
 	if err != nil {
-		return fmt.Errorf("storm: %d of %d persistent clients reconnected: %w", r.fl.reconnected.Load(), persistent, err)
+		return fmt.Errorf("storm: %d of %d persistent clients reconnected: %w", r.fl.snapshot().Reconnected, persistent, err)
 	}
 	return nil
 }
@@ -294,6 +314,9 @@ func (r *run) storm(ctx context.Context) error {
 func (r *run) until(ctx context.Context, timeout time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
+		if err := r.fl.failed(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not done after %v", timeout)
 		}
@@ -317,14 +340,14 @@ func (r *run) progress(ctx context.Context) func() {
 		t := time.NewTicker(r.cfg.ProgressEvery)
 		defer t.Stop()
 		start := time.Now()
-		prev := r.rec.Snapshot()
+		prev := r.fl.snapshot()
 		for {
 			select {
 			case <-pctx.Done():
 				return
 			case <-t.C:
 			}
-			s := r.rec.Snapshot()
+			s := r.fl.snapshot()
 			sec := r.cfg.ProgressEvery.Seconds()
 			var errs []string
 			for i, k := range sortedErrors(s.Errors) {

@@ -116,6 +116,8 @@ type Recorder struct {
 	JumpLag Histogram // jump answered → the client's upgrade started
 
 	mu      sync.Mutex
+	flight  []int64 // with trackFlight: +UnixNano of a start, −UnixNano of an end
+	track   bool
 	errors  map[string]int64
 	jumpAt  map[[16]byte]time.Time // jumped clients not yet started
 	started map[[16]byte]bool      // clients whose upgrade started (for the jump scenario)
@@ -171,6 +173,9 @@ func (r *Recorder) UpgradeStarted(id [16]byte, now time.Time) {
 		r.violations.Add(1)
 	}
 	r.mu.Lock()
+	if r.track {
+		r.flight = append(r.flight, now.UnixNano())
+	}
 	r.started[id] = true
 	if at, ok := r.jumpAt[id]; ok {
 		delete(r.jumpAt, id)
@@ -180,7 +185,66 @@ func (r *Recorder) UpgradeStarted(id [16]byte, now time.Time) {
 }
 
 // UpgradeEnded lowers the client-side in-flight count.
-func (r *Recorder) UpgradeEnded() { r.inFlight.Add(-1) }
+func (r *Recorder) UpgradeEnded() {
+	r.inFlight.Add(-1)
+	r.mu.Lock()
+	if r.track {
+		r.flight = append(r.flight, -time.Now().UnixNano())
+	}
+	r.mu.Unlock()
+}
+
+// UpgradeResumed counts an upgrade in flight again (its completing
+// check-in did not land and will be retried) without a new start.
+func (r *Recorder) UpgradeResumed() {
+	r.inFlight.Add(1)
+	r.mu.Lock()
+	if r.track {
+		r.flight = append(r.flight, time.Now().UnixNano())
+	}
+	r.mu.Unlock()
+}
+
+// trackFlight makes the recorder keep every in-flight change with its
+// time, for a parent process to merge (takeFlight) into a fleet-wide count.
+func (r *Recorder) trackFlight() {
+	r.mu.Lock()
+	r.track = true
+	r.mu.Unlock()
+}
+
+// takeFlight returns and forgets the in-flight changes recorded so far.
+func (r *Recorder) takeFlight() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.flight
+	r.flight = nil
+	return f
+}
+
+// flightMax replays in-flight changes from several processes in time order
+// (an end before a start at the same instant) and returns the most in
+// flight at once and how many starts found the count above limit.
+func flightMax(events []int64, limit int64) (maxN, violations int64) {
+	abs := func(v int64) int64 { return max(v, -v) }
+	sort.Slice(events, func(i, j int) bool {
+		a, b := abs(events[i]), abs(events[j])
+		return a < b || (a == b && events[i] < events[j])
+	})
+	var n int64
+	for _, e := range events {
+		if e < 0 {
+			n--
+			continue
+		}
+		n++
+		maxN = max(maxN, n)
+		if limit > 0 && n > limit {
+			violations++
+		}
+	}
+	return maxN, violations
+}
 
 // Upgraded records a client back on the target version.
 func (r *Recorder) Upgraded(now time.Time) {
@@ -216,20 +280,29 @@ func (r *Recorder) InFlight() int { return int(r.inFlight.Load()) }
 // process boundaries (a load-generator child prints them as JSON lines)
 // and adds up.
 type Snapshot struct {
-	Checkins    int64            `json:"checkins"`
-	Handshakes  int64            `json:"handshakes"`
-	Upgraded    int64            `json:"upgraded"`
-	Failed      int64            `json:"failed"`
-	GaveUp      int64            `json:"gave_up"`
-	InFlight    int64            `json:"in_flight"`
-	MaxInFlight int64            `json:"max_in_flight"`
-	Violations  int64            `json:"violations"`
-	Online      int64            `json:"online"`
-	LastDone    int64            `json:"last_done_unix_ns"`
-	Errors      map[string]int64 `json:"errors"`
-	Latency     map[int]int64    `json:"latency"`
-	Connect     map[int]int64    `json:"connect"`
-	JumpLag     map[int]int64    `json:"jump_lag"`
+	Checkins    int64 `json:"checkins"`
+	Handshakes  int64 `json:"handshakes"`
+	Upgraded    int64 `json:"upgraded"`
+	Failed      int64 `json:"failed"`
+	GaveUp      int64 `json:"gave_up"`
+	InFlight    int64 `json:"in_flight"`
+	MaxInFlight int64 `json:"max_in_flight"`
+	Violations  int64 `json:"violations"`
+	Online      int64 `json:"online"`
+	LastDone    int64 `json:"last_done_unix_ns"`
+	// The fleet's own progress (not the Recorder's): agents enrolled and
+	// checked in, agents whose enrollment failed for good, persistent agents
+	// back since the storm began, jumps measured.
+	Enrolled     int64            `json:"enrolled"`
+	FailedEnroll int64            `json:"failed_enroll"`
+	Reconnected  int64            `json:"reconnected"`
+	Jumps        int64            `json:"jumps"`
+	Errors       map[string]int64 `json:"errors"`
+	Latency      map[int]int64    `json:"latency"`
+	Connect      map[int]int64    `json:"connect"`
+	JumpLag      map[int]int64    `json:"jump_lag"`
+	// Flight carries a child's in-flight changes since its previous line.
+	Flight []int64 `json:"flight,omitempty"`
 }
 
 // Snapshot copies the recorder's counters.
@@ -251,8 +324,9 @@ func (r *Recorder) Snapshot() Snapshot {
 
 // Merge adds the snapshots of several processes into one recorder view.
 // In-flight counts add up (each process saw its own clients); the maximum
-// in flight is the largest sum seen, which Merge cannot know, so it adds
-// the maxima: an upper bound, and exact for one process.
+// in flight at once across processes is not a sum of maxima: Merge adds
+// them (an upper bound) and a parent replaces it with the replay of the
+// children's Flight changes (flightMax).
 func Merge(snaps ...Snapshot) Snapshot {
 	out := Snapshot{Errors: map[string]int64{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{}}
 	for _, s := range snaps {
@@ -266,6 +340,10 @@ func Merge(snaps ...Snapshot) Snapshot {
 		out.Violations += s.Violations
 		out.Online += s.Online
 		out.LastDone = max(out.LastDone, s.LastDone)
+		out.Enrolled += s.Enrolled
+		out.FailedEnroll += s.FailedEnroll
+		out.Reconnected += s.Reconnected
+		out.Jumps += s.Jumps
 		for k, v := range s.Errors {
 			out.Errors[k] += v
 		}

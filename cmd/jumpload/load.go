@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 
 // The fleet scenarios of loadtest, each a subcommand with the same flags.
 func init() {
+	scenarios["agents"] = runAgents
 	for _, name := range []string{loadtest.ScenarioRollout, loadtest.ScenarioStorm, loadtest.ScenarioJump, loadtest.ScenarioSteady} {
 		scenarios[name] = func(args []string) error { return runLoad(name, args, os.Stdout, os.Stderr) }
 	}
@@ -44,6 +46,7 @@ type loadFlags struct {
 	brokerArgs  multiFlag
 	brokerLog   string
 	graceful    bool
+	procs       int
 	jsonOut     bool
 	quiet       bool
 	from, to    string
@@ -73,6 +76,7 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.StringVar(&f.jumpbroker, "jumpbroker", "", "jumpbroker binary for --spawn (default: build ./cmd/jumpbroker)")
 	fs.Var(&f.brokerArgs, "broker-arg", "extra `jumpbroker serve` flag for --spawn (repeatable), e.g. --broker-arg=--accept-rate=20000")
 	fs.BoolVar(&f.graceful, "graceful-restart", false, "storm with --spawn: restart the broker with SIGTERM (it says Bye with a retry-after) instead of SIGKILL (a crash)")
+	fs.IntVar(&f.procs, "procs", 0, "load-generator processes (0: one per 9,000 connections; a process has 20,000 descriptors)")
 	fs.StringVar(&f.brokerLog, "broker-log", "", "file for the spawned broker's output (default: discarded)")
 	fs.IntVar(&c.Active, "active", 0, "active Jump clients (persistent connections)")
 	fs.IntVar(&c.Passive, "passive", 0, "passive Jump clients (check in on a schedule)")
@@ -157,6 +161,21 @@ func runLoad(name string, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeBroker()
+	if nd, ok := b.Dialer.(*loadtest.NetDialer); ok {
+		f.cfg.Procs = f.procs
+		if f.cfg.Procs == 0 {
+			// Persistent connections each hold a descriptor (a TLS socket
+			// or a quic-go client's UDP socket); passive clients hold one
+			// only while checked in.
+			conns := f.cfg.Active + f.cfg.Jumpoints + f.cfg.Passive/20
+			f.cfg.Procs = (conns + maxConnsPerProc - 1) / maxConnsPerProc
+		}
+		if f.cfg.Procs > 1 {
+			f.cfg.ConnectConcurrency = max(1, f.cfg.ConnectConcurrency/f.cfg.Procs)
+			f.cfg.Child = childCommand(nd)
+			fmt.Fprintf(stderr, "jumpload: %d load processes\n", f.cfg.Procs)
+		}
+	}
 	sum, runErr := loadtest.Run(ctx, f.cfg, b)
 	sum.Notes = append(sum.Notes, fmt.Sprintf("seed %d", f.cfg.Seed))
 	if f.jsonOut {
@@ -294,4 +313,49 @@ func printSummary(w io.Writer, s loadtest.Summary) {
 	for _, n := range s.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+}
+
+// maxConnsPerProc keeps a load process well inside the 20,000 descriptors
+// it may open.
+const maxConnsPerProc = 9000
+
+// childCommand runs `jumpload agents` (this binary) for one shard.
+func childCommand(d *loadtest.NetDialer) func(cfg *loadtest.Config, shard, n int) *exec.Cmd {
+	return func(cfg *loadtest.Config, shard, n int) *exec.Cmd {
+		exe, err := os.Executable()
+		if err != nil {
+			exe = os.Args[0]
+		}
+		cj, _ := json.Marshal(cfg)
+		dj, _ := json.Marshal(d)
+		return exec.Command(exe, "agents", "--config", string(cj), "--dialer", string(dj),
+			"--shard", fmt.Sprintf("%d/%d", shard, n))
+	}
+}
+
+// runAgents is a load-generator child (see loadtest.RunChild): started by
+// a jumpload parent, not by hand.
+func runAgents(args []string) error {
+	fs := flag.NewFlagSet("jumpload agents", flag.ContinueOnError)
+	cj := fs.String("config", "", "the run's loadtest.Config as JSON")
+	dj := fs.String("dialer", "", "the loadtest.NetDialer as JSON")
+	shard := fs.String("shard", "0/1", "which shard of how many: I/N")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg loadtest.Config
+	var d loadtest.NetDialer
+	if err := json.Unmarshal([]byte(*cj), &cfg); err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	if err := json.Unmarshal([]byte(*dj), &d); err != nil {
+		return fmt.Errorf("--dialer: %w", err)
+	}
+	var i, n int
+	if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil {
+		return fmt.Errorf("--shard %q: want I/N", *shard)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return loadtest.RunChild(ctx, cfg, &d, i, n, os.Stdin, os.Stdout)
 }

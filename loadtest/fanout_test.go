@@ -1,0 +1,131 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as a load-generator child: with JUMPLOAD_CHILD
+// set it runs RunChild on its stdin and stdout instead of the tests.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("JUMPLOAD_CHILD"); spec != "" {
+		os.Exit(childMain(spec))
+	}
+	os.Exit(m.Run())
+}
+
+type childSpec struct {
+	Config Config
+	Dialer NetDialer
+	Shard  int
+	Shards int
+}
+
+func childMain(spec string) int {
+	var s childSpec
+	if err := json.Unmarshal([]byte(spec), &s); err != nil {
+		fmt.Fprintln(os.Stderr, "child spec:", err)
+		return 2
+	}
+	if err := RunChild(context.Background(), s.Config, &s.Dialer, s.Shard, s.Shards, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	return 0
+}
+
+// TestSpawnedBrokerAcrossProcesses is the whole path: a jumpbroker child
+// process on loopback, the fleet enrolled through the admin API and spread
+// over two load processes speaking TLS, a rollout with signed packages, and
+// the server's CPU read from /metrics.
+func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts jumpbroker")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "jumpbroker")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/jumpbroker")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build jumpbroker: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sp, err := Spawn(ctx, SpawnConfig{Binary: bin, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	d := NetDialer{Addr: sp.Addr, Protocol: "tls", Pin: sp.Pin(), ReleaseKey: sp.Key.Public().(ed25519.PublicKey), DialTimeout: 10 * time.Second}
+	cfg := Config{Scenario: ScenarioRollout, Protocol: "tls", Active: 40, Jumpoints: 2, Passive: 10, MaxConcurrent: 6,
+		UpgradeTime: 50 * time.Millisecond, PassivePeriod: time.Second, Timeout: 60 * time.Second, Seed: 4, Procs: 2}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Child = func(vc *Config, shard, n int) *exec.Cmd {
+		spec, _ := json.Marshal(childSpec{Config: *vc, Dialer: d, Shard: shard, Shards: n})
+		c := exec.Command(self)
+		c.Env = append(os.Environ(), "JUMPLOAD_CHILD="+string(spec))
+		return c
+	}
+	t.Logf("seed %d, %d load processes, GOMAXPROCS %d", cfg.Seed, cfg.Procs, runtime.GOMAXPROCS(0))
+	s, err := Run(ctx, cfg, Broker{Dialer: &d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
+	js, _ := json.Marshal(s)
+	t.Logf("summary: %s", js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Upgraded != 52 || s.Violations != 0 || s.GaveUp != 0 {
+		t.Fatalf("upgraded %d of 52, %d violations, %d gave up", s.Upgraded, s.Violations, s.GaveUp)
+	}
+	if s.ServerCPUusPerCheckin == nil || *s.ServerCPUusPerCheckin <= 0 || s.ServerRSSBytes == nil || *s.ServerRSSBytes <= 0 {
+		t.Fatalf("server CPU %v, RSS %v: want both read from /metrics", s.ServerCPUusPerCheckin, s.ServerRSSBytes)
+	}
+	st, err := NewAdmin(sp.Ctl, sp.Key).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ByState["current"] != 52 || st.InFlight != 0 {
+		t.Fatalf("broker status %v, in flight %d: want 52 current", st.ByState, st.InFlight)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := []byte("# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\n" +
+		"process_cpu_seconds_total 12.5\nprocess_resident_memory_bytes 1.048576e+07\ngo_goroutines{a=\"b\"} 7\n")
+	m, err := ParseMetrics(text, "process_cpu_seconds_total", "process_resident_memory_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["process_cpu_seconds_total"] != 12.5 || m["process_resident_memory_bytes"] != 10485760 {
+		t.Fatalf("parsed %v", m)
+	}
+	if _, err := ParseMetrics(text, "missing_metric"); err == nil {
+		t.Fatal("a missing metric was not reported")
+	}
+}
+
+func TestFlightMaxReplaysProcessesInTimeOrder(t *testing.T) {
+	// Process A: starts at 1, 2; ends at 5, 6. Process B: start at 3, end
+	// at 4; start at 5 (same instant as A's end: the end comes first).
+	events := []int64{1, 2, -5, -6, 3, -4, 5}
+	m, v := flightMax(events, 2)
+	if m != 3 || v != 1 {
+		t.Fatalf("flightMax = %d, %d violations; want 3 at once (at t=3) and 1 violation", m, v)
+	}
+	if m, v := flightMax([]int64{1, -2, 2, -3}, 1); m != 1 || v != 0 {
+		t.Fatalf("back-to-back upgrades: max %d, %d violations; want 1, 0", m, v)
+	}
+}
