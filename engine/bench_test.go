@@ -269,3 +269,44 @@ func BenchmarkStoreRecover(b *testing.B) {
 	b.ReportMetric(perClient, "index_bytes/client")
 	b.ReportMetric(float64(clients), "clients")
 }
+
+// BenchmarkNodeHeartbeat measures a current client's check-in through the
+// Node (queue, loop, answer) from 256 concurrent callers: the cost the
+// transport pays per heartbeat on top of its own.
+func BenchmarkNodeHeartbeat(b *testing.B) {
+	const callers, fleet = 256, 10_000
+	db, err := store.Open(filepath.Join(b.TempDir(), "db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	node, err := Open(NodeConfig{DB: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer node.Close()
+	ctx := context.Background()
+	for c := 0; c < fleet; c++ {
+		if _, err := node.CheckIn(ctx, CheckIn{ID: bid(c), Kind: KindActive, Platform: PlatformWindowsX64, Version: vNew}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < callers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < b.N; i += callers {
+				if _, err := node.CheckIn(ctx, CheckIn{ID: bid(i % fleet), Kind: KindActive, Platform: PlatformWindowsX64, Version: vNew}); err != nil {
+					panic(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "heartbeats/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1000/float64(b.N), "cpu_us/heartbeat")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"jumpfleet/store"
@@ -42,6 +43,8 @@ type Node struct {
 	// pool recycles requests and their done channels. It is per node, not
 	// global: a channel belongs to the synctest bubble that made it.
 	pool sync.Pool
+	// inCommit counts turns handed to the committer and not yet answered.
+	inCommit atomic.Int32
 
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close
@@ -178,13 +181,14 @@ func (n *Node) loop() {
 		for w := range commits {
 			if err != nil {
 				n.answer(w, err) // an earlier turn failed: nothing after it is durable
-				w.b.Close()
-				continue
-			}
-			if err = n.finish(w); err != nil {
+				if w.b != nil {
+					w.b.Close()
+				}
+			} else if err = n.finish(w); err != nil {
 				n.err = err
 				close(failed)
 			}
+			n.inCommit.Add(-1)
 		}
 	}()
 	defer func() {
@@ -231,28 +235,46 @@ func (n *Node) loop() {
 			n.answer(&turnWork{reqs: batch}, err)
 			return
 		}
+		if !w.write && n.inCommit.Load() == 0 {
+			// Nothing to write and every earlier turn is durable and
+			// answered: answer here, sparing the hop to the committer.
+			// This is the heartbeat path.
+			n.answer(w, nil)
+			if n.cfg.OnCommit != nil && !w.out.Empty() {
+				n.cfg.OnCommit(w.turn, &w.out)
+			}
+			n.arm(timer)
+			continue
+		}
+		n.inCommit.Add(1)
 		select {
 		case commits <- w:
 		case <-failed:
 			n.answer(w, n.err)
-			w.b.Close()
+			if w.b != nil {
+				w.b.Close()
+			}
 			return
 		}
 		n.arm(timer)
 	}
 }
 
-// prepare ticks the engine and writes the turn's output into a new batch.
+// prepare ticks the engine and writes the turn's output into a new batch
+// (no batch when the turn decided nothing durable).
 func (n *Node) prepare(batch []*request) (*turnWork, error) {
 	n.eng.Tick(n.cfg.Now())
-	b := n.cfg.DB.NewBatch()
+	var b *store.Batch
+	if n.eng.hasWrites() {
+		b = n.cfg.DB.NewBatch()
+	}
 	out, err := n.eng.TakeOutput(b)
 	if err != nil {
 		b.Close()
 		return nil, &Error{Code: CodeStorage, Msg: err.Error()}
 	}
 	w := &turnWork{b: b, out: out, reqs: append([]*request(nil), batch...)}
-	if b.Len() > 0 || len(out.Events) > 0 {
+	if b != nil {
 		n.turn++
 		w.write = true
 		if err := b.PutMeta(MetaTurn, n.turn); err != nil {
@@ -267,7 +289,9 @@ func (n *Node) prepare(batch []*request) (*turnWork, error) {
 // finish commits a prepared turn with Sync, then answers its requests and
 // hands its output to OnCommit.
 func (n *Node) finish(w *turnWork) error {
-	defer w.b.Close()
+	if w.b != nil {
+		defer w.b.Close()
+	}
 	if w.write {
 		if err := n.cfg.DB.Commit(w.b, !n.cfg.NoSync); err != nil {
 			err = &Error{Code: CodeStorage, Msg: err.Error()}

@@ -86,6 +86,12 @@ func (o *Output) Empty() bool {
 		len(o.JumpReady) == 0 && len(o.Events) == 0
 }
 
+// hasWrites reports whether the turn so far must write anything: records,
+// metadata, or events (which are numbered by the persisted turn).
+func (e *Engine) hasWrites() bool {
+	return len(e.out.dirty) > 0 || len(e.out.Meta) > 0 || len(e.out.Events) > 0
+}
+
 // NumRecords is the number of client records the turn must write.
 func (o *Output) NumRecords() int { return len(o.dirty) }
 
