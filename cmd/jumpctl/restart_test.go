@@ -125,12 +125,20 @@ func TestRestartMidRollout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the broker binary")
 	}
+	t0 := time.Now()
+	phase := func(what string) { t.Logf("%6.2fs %s", time.Since(t0).Seconds(), what) }
+	defer phase("end")
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "jumpbroker")
-	build := exec.Command("go", "build", "-o", bin, "jumpfleet/cmd/jumpbroker")
+	bargs := []string{"build", "-o", bin}
+	if raceEnabled {
+		bargs = append(bargs, "-race")
+	}
+	build := exec.Command("go", append(bargs, "jumpfleet/cmd/jumpbroker")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	phase("built")
 	data := filepath.Join(tmp, "data")
 	listen, admin := freeAddr(t), freeAddr(t)
 	args := []string{"serve", "--data", data, "--listen", listen, "--admin", admin, "--nats-listen", "127.0.0.1:0",
@@ -151,6 +159,7 @@ func TestRestartMidRollout(t *testing.T) {
 		})
 	}
 	ready(p)
+	phase("ready")
 	if fi, err := os.Stat(filepath.Join(data, "jumpctl.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("jumpctl.json: %v", err)
 	}
@@ -200,6 +209,7 @@ func TestRestartMidRollout(t *testing.T) {
 	if err := os.WriteFile(pkg, bytes.Repeat([]byte("x"), 10000), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	phase("fleet online")
 	mustJctl(t, ctx, d, "release", "publish", "--id", "2.0.0", "--package", "linux-x64="+v2.String()+"="+pkg)
 	acked := func() (ids []engine.ClientID) {
 		for _, a := range agents {
@@ -218,8 +228,10 @@ func TestRestartMidRollout(t *testing.T) {
 	t.Logf("killed with %d of %d upgrades acknowledged", len(before), n)
 
 	// Restart on the same data (the agents keep trying to reconnect).
+	phase("killed")
 	p = startProc(t, bin, args...)
 	ready(p)
+	phase("restarted")
 	for _, id := range before {
 		var c adminapi.ClientBody
 		code, out, errs := jctl(t, ctx, d, "clients", "show", id.String(), "--json")
@@ -242,6 +254,7 @@ func TestRestartMidRollout(t *testing.T) {
 		}
 		return ok && s.ByState["current"] == n && s.Outdated == 0 && s.ETASeconds == 0
 	})
+	phase("rollout done")
 	var page adminapi.ClientsBody
 	if err := json.Unmarshal([]byte(mustJctl(t, ctx, d, "clients", "list", "--version", v2.String(), "--json")), &page); err != nil || len(page.Clients) != n {
 		t.Fatalf("clients on v2: %v %d", err, len(page.Clients))
