@@ -349,3 +349,36 @@ func num(s string) int {
 	}
 	return n
 }
+
+// set gives a form control a value as a user would (input and change
+// events fire), for selects and for clearing fields before typing.
+func (e *env) set(id, value string) {
+	e.t.Helper()
+	js[chromedp.Void](e, fmt.Sprintf(`(() => { const el = document.getElementById(%q); el.value = %s;
+		el.dispatchEvent(new Event("input", {bubbles: true})); el.dispatchEvent(new Event("change", {bubbles: true})); })()`, id, jsonString(value)))
+}
+
+// typeInto replaces a text field's content with keystrokes.
+func (e *env) typeInto(id, text string) {
+	e.t.Helper()
+	js[chromedp.Void](e, fmt.Sprintf(`document.getElementById(%q).value = ""`, id))
+	e.do(chromedp.SendKeys(chromedp.CSS("#"+id), text))
+}
+
+func (e *env) click(css string) {
+	e.t.Helper()
+	e.do(chromedp.Click(chromedp.CSS(css)))
+}
+
+// rows returns the client table as "id state kind platform version" lines.
+func (e *env) rows() []string {
+	e.t.Helper()
+	return js[[]string](e, `[...document.querySelectorAll("#cl-rows tr[data-id]")].map(r =>
+		[r.dataset.id, r.dataset.state, r.cells[1].textContent, r.cells[2].textContent, r.cells[3].querySelector(".mono").textContent].join(" "))`)
+}
+
+// chromedpKey presses one key in the focused element.
+func chromedpKey(key string) chromedp.Action[chromedp.Void] {
+	keys := map[string]string{"Escape": "\u001b", "Enter": "\r", "Tab": "\t"}
+	return chromedp.KeyEvent(keys[key])
+}

@@ -439,8 +439,9 @@ export function clientsPage(ctx) {
       });
       $("cl-retry-all").addEventListener("click", askRetryAll);
       $("d-close").addEventListener("click", closeDetails);
-      $("cl-details").addEventListener("keydown", (e) => {
-        if (e.key === "Escape") closeDetails();
+      // Escape closes the details panel from anywhere on this page.
+      document.addEventListener("keydown", (e) => {
+        if (e.key === "Escape" && visible && selected) closeDetails();
       });
     },
     show() {

@@ -91,7 +91,7 @@ export function overviewPage(ctx) {
         what = `max concurrent ${ev.settings.max_concurrent}, ${ev.settings.paused ? "paused" : "running"}`;
       else if (ev.type === "release_published") what = ev.release || "";
       else {
-        what = [ev.client ? ev.client.slice(0, 12) + "…" : "", ev.kind, ev.platform, ev.version,
+        what = [ev.client, ev.kind, ev.platform, ev.version,
           ev.error ? "— " + ev.error : ""].filter(Boolean).join(" ");
       }
       list.append(el("li", null, el("time", { datetime: ev.at || "" }, clock(when)),
