@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"jumpfleet/adminapi"
 	"jumpfleet/engine"
 )
 
@@ -144,4 +145,71 @@ func TestClientTable(t *testing.T) {
 	if got := js[string](e, `document.activeElement.closest("tr") ? document.activeElement.closest("tr").dataset.id : ""`); got != failing {
 		t.Errorf("focus after closing is on %q", got)
 	}
+}
+
+// A jump to an outdated client is refused with "upgrade pending", moves it
+// to the front of the queue, and the page later says it is ready, from the
+// event stream alone.
+func TestJumpToOutdatedClient(t *testing.T) {
+	e := start(t)
+	e.enroll(0, 20, engine.KindActive, engine.PlatformLinuxX64)
+	e.publish("24.3.1", engine.PlatformLinuxX64)
+	e.waitFor("5 in flight", func() bool { return e.status().InFlight == 5 })
+	e.login()
+	e.goTo("clients")
+	e.set("f-state", "pending")
+	rows := e.waitRows("pending clients", 15, func(r string) bool { return field(r, 1) == "pending" })
+	last := field(rows[len(rows)-1], 0)
+	row := fmt.Sprintf(`#cl-rows tr[data-id=%q]`, last)
+	if txt := js[string](e, `document.querySelector('`+row+`').textContent`); !strings.Contains(txt, "#15") {
+		t.Fatalf("last pending row is not 15th in the queue: %s", txt)
+	}
+
+	e.click(row + ` button[data-action=jump]`)
+	e.waitJS(`document.getElementById("cl-notice").textContent.startsWith("Upgrade pending")`, "the upgrade-pending answer")
+	notice := e.text("cl-notice")
+	for _, want := range []string{"24.2.0-r3", "24.3.1-r7", "jump lane, position 1"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("notice %q lacks %q", notice, want)
+		}
+	}
+	e.waitJS(`document.querySelector('`+row+` [data-watch]').dataset.watch === "pending"`, "the row's jump badge")
+	if txt := js[string](e, `document.querySelector('`+row+` td.state').textContent`); !strings.Contains(txt, "#1 (jump lane)") {
+		t.Errorf("state cell after the jump: %s", txt)
+	}
+	e.screenshot("clients-jump-pending")
+
+	// One slot frees: the jumped client starts before all the others.
+	e.finish(1)
+	e.waitJS(`document.querySelector('`+row+` [data-watch]').dataset.watch === "upgrading"`, "the jumped client to start")
+	if c := e.clients("state=upgrading"); !containsID(c, last) {
+		t.Fatalf("jumped client is not upgrading")
+	}
+	// It upgrades: the page says it is ready.
+	ready := `document.getElementById("cl-notice").textContent.startsWith("Client ") && document.getElementById("cl-notice").textContent.includes("is ready")`
+	e.waitFor("the ready notice", func() bool {
+		if js[bool](e, ready) {
+			return true
+		}
+		e.finish(5)
+		return false
+	})
+	e.waitJS(`document.querySelector('`+row+` [data-watch]').dataset.watch === "ready"`, "the row's ready badge")
+	if n := e.text("cl-notice"); !strings.Contains(n, "24.3.1-r7") {
+		t.Errorf("ready notice %q does not name the new version", n)
+	}
+	e.screenshot("clients-jump-ready")
+
+	// A second jump is now allowed.
+	e.click(row + ` button[data-action=jump]`)
+	e.waitJS(`document.getElementById("cl-notice").textContent.startsWith("Jump allowed")`, "the allowed answer")
+}
+
+func containsID(cs []adminapi.ClientJSON, id string) bool {
+	for _, c := range cs {
+		if c.ID.String() == id {
+			return true
+		}
+	}
+	return false
 }

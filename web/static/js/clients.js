@@ -11,6 +11,7 @@ import { api } from "./api.js";
 import { $, el, num, time, ago, stateBadge, clear } from "./util.js";
 
 const MAX_HOPS = 12;
+const REFRESH_MS = 10_000; // re-read of the visible page
 const MAX_WATCHES = 100; // jump watches kept (oldest dropped first)
 const FILTERS = ["q", "state", "kind", "platform", "version", "online"];
 
@@ -28,7 +29,9 @@ export function clientsPage(ctx) {
   let detailTimer = 0;
   let visible = false;
   let offStatus = null;
+  let refresher = 0;
   let lastStatus = null;
+  let loadedTotal; // matching clients when the page loaded (see total)
   // Jumps this tab asked for, to show "upgrade pending" then "ready".
   const watches = new Map(); // id -> {phase, position, lane, version}
 
@@ -41,7 +44,8 @@ export function clientsPage(ctx) {
     }
     if (!ev.client) return;
     const w = watches.get(ev.client);
-    if (w && w.phase === "pending" && (ev.type === "jump_ready" || ev.type === "upgraded")) {
+    const waiting = w && (w.phase === "pending" || w.phase === "upgrading");
+    if (waiting && (ev.type === "jump_ready" || ev.type === "upgraded")) {
       w.phase = "ready";
       w.version = ev.version || w.version;
       notice("good", `Client ${short(ev.client)} is ready: it is now on ${w.version || "the site version"}. You can jump to it.`);
@@ -111,15 +115,21 @@ export function clientsPage(ctx) {
     return "/v1/clients?" + p.toString();
   }
 
-  async function load(cursor) {
+  // load shows the page starting at cursor. A quiet load refreshes the
+  // page in place (queue positions move as others finish) without the
+  // "Loading…" flicker.
+  async function load(cursor, quiet) {
     const my = ++seq;
     const got = [];
     let cur = cursor;
     let hops = 0;
-    $("cl-range").textContent = "Loading…";
-    setFieldError("f-q", "");
-    setFieldError("f-version", "");
-    $("cl-error").textContent = "";
+    if (!quiet) {
+      loadedTotal = undefined;
+      $("cl-range").textContent = "Loading…";
+      setFieldError("f-q", "");
+      setFieldError("f-version", "");
+      $("cl-error").textContent = "";
+    }
     try {
       do {
         const r = await api("GET", query(cur, limit - got.length));
@@ -129,7 +139,7 @@ export function clientsPage(ctx) {
         hops++;
       } while (got.length < limit && cur && hops < MAX_HOPS);
     } catch (e) {
-      if (my !== seq) return;
+      if (my !== seq || quiet) return;
       showLoadError(e);
       rows = [];
       next = "";
@@ -138,6 +148,7 @@ export function clientsPage(ctx) {
     }
     rows = got;
     next = cur;
+    loadedTotal = total();
     renderTable();
   }
 
@@ -167,8 +178,8 @@ export function clientsPage(ctx) {
     else input.removeAttribute("aria-invalid");
   }
 
-  function reloadPage() {
-    load(starts[page]);
+  function reloadPage(quiet) {
+    load(starts[page], quiet);
   }
 
   // total is the number of clients matching the filters when the status
@@ -186,7 +197,9 @@ export function clientsPage(ctx) {
   }
 
   function renderRange() {
-    const t = total();
+    // The total is taken when the page loads: rows are then updated in
+    // place from events, and a total moving under them would not add up.
+    const t = loadedTotal;
     let txt;
     if (rows.length === 0) txt = page === 0 ? "No clients match." : `Page ${page + 1}: no more clients.`;
     else {
@@ -268,7 +281,7 @@ export function clientsPage(ctx) {
       addWatch(id, { phase: a.state === "upgrading" ? "upgrading" : "pending", position: a.position, lane: a.lane, version: a.target });
       notice("warn", `Upgrade pending: client ${short(id)} runs ${a.version}, the site version is ${a.target}. ` +
         (a.state === "upgrading" ? "It is upgrading now. " : `It moved to the front of the queue (${a.lane} lane, position ${a.position}). `) +
-        "This page will say when it is ready.");
+        "This page will tell you when you can jump to it.");
     } else if (a.result === "allowed") {
       addWatch(id, { phase: "ready", version: a.version });
       notice("good", `Jump allowed: client ${short(id)} is current (${a.version}) and online.`);
@@ -448,14 +461,26 @@ export function clientsPage(ctx) {
       visible = true;
       offStatus = ctx.status.on((s) => {
         lastStatus = s;
-        renderRange();
+        if (loadedTotal === undefined && seq > 0) {
+          loadedTotal = total();
+          renderRange();
+        }
       });
       reloadPage();
       if (selected) loadDetails();
+      // Events update rows in place, but queue positions of the clients
+      // on this page move whenever anyone ahead of them starts: re-read
+      // this one page (never the fleet) now and then.
+      // Not while a keyboard user is in the table: rebuilding it would
+      // take their focus away.
+      refresher = setInterval(() => {
+        if (!$("cl-rows").contains(document.activeElement)) reloadPage(true);
+      }, REFRESH_MS);
     },
     hide() {
       visible = false;
       seq++;
+      clearInterval(refresher);
       if (offStatus) offStatus();
       offStatus = null;
     },

@@ -80,7 +80,8 @@ export function settingsPage(ctx) {
   async function load() {
     try {
       current = await api("GET", "/v1/settings");
-      fill();
+      // Keep what the admin started typing while the page loaded.
+      if (!dirty) fill();
       renderState();
     } catch (e) {
       $("st-error").textContent = "Could not read the settings: " + e.message;
@@ -181,6 +182,7 @@ export function settingsPage(ctx) {
     },
     show() {
       visible = true;
+      dirty = false;
       load();
     },
     hide() {
