@@ -123,6 +123,9 @@ function init() {
     setToken(t);
     if (!location.hash || location.hash === "#/login") location.hash = "#/overview";
     route();
+    // The focused field just disappeared: start keyboard users at the top
+    // bar, so that Tab reaches the navigation first.
+    $("top").focus();
   });
   $("signout").addEventListener("click", () => signOut("Signed out."));
   for (const p of Object.values(pages)) p.init();
