@@ -19,7 +19,7 @@ for c in "$b1" "$b2" "$b3"; do echo "engine.sh: $c" >&2; eval "$c" | tee -a "$wo
 
 $GO build -o "$work/jumpload" ./cmd/jumpload
 s1="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --json"
-s2="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --passive 0.6 --jumpoints 0.01 --jump-rate 0.2 --json"
+s2="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --passive 0.6 --jumpoints 0.01 --jump-rate 0.2 --upgrade-jitter 0.2 --json"
 s3="jumpload sim --clients 1000000 --max-concurrent 500 --upgrade-time 60s --seed 1 --upgrade-jitter 0.2 --fail-rate 0.02 --jump-rate 1 --durable --json"
 for s in "$s1" "$s2" "$s3"; do echo "engine.sh: $s" >&2; "$work"/$s >>"$work/sim.jsonl"; done
 

@@ -35,6 +35,12 @@ type Config struct {
 	// has made online clients outdated (default 4096): publishing never does
 	// O(fleet) work in one turn.
 	SweepBatch int
+	// MaxRetryAfter caps the retry-after told to a pending passive client
+	// (default 1h). Estimates go stale when the dispatch frontier speeds up
+	// (it races through clients that are offline), and a check-in costs
+	// microseconds while a missed turn costs hours: 600,000 passive
+	// clients at a 1h cap are ~170 check-ins/s.
+	MaxRetryAfter time.Duration
 }
 
 // entry is the compact in-memory form of a client: what the hot path needs
@@ -97,6 +103,7 @@ type Engine struct {
 
 	done    doneRing
 	meanDur float64 // EWMA of upgrade durations, seconds
+	front   frontier
 
 	out Output
 }
@@ -116,6 +123,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.SweepBatch <= 0 {
 		cfg.SweepBatch = 4096
+	}
+	if cfg.MaxRetryAfter <= 0 || cfg.MaxRetryAfter > 24*time.Hour {
+		cfg.MaxRetryAfter = time.Hour
 	}
 	e := &Engine{
 		cfg:      cfg,

@@ -133,20 +133,59 @@ func (e *Engine) notifyCurrent(t int64, i int32) {
 	}
 }
 
-// retryAfter estimates when a pending passive client's turn comes: its
-// place divided by the slots, times the mean upgrade time, less a margin so
-// that it is back a little early rather than late. It returns at least 1s
-// and at most 24h, with ±10% jitter so that returns spread out.
+// retryAfter estimates when a pending passive client's turn comes, so that
+// it checks in again then rather than a day later. In the normal lane the
+// estimate follows the dispatch frontier: how fast the sequence number of
+// dispatched clients advances (which already accounts for offline clients
+// skipped on the way); before that is measured, or in the jump lane, it is
+// the place over the slots times the mean upgrade time (or over the start
+// rate if that binds). It aims a little early (×0.8, so a client near its
+// turn comes back often and catches it), with ±10% jitter, within
+// [1s, 24h].
 func (e *Engine) retryAfter(t int64, en *entry, pos int) time.Duration {
-	slots := float64(e.settings.MaxConcurrent)
-	wait := float64(pos-1) / slots * e.meanDur
-	if byRate := float64(pos-1) / e.settings.StartsPerSec; byRate > wait {
-		wait = byRate
+	var wait float64
+	if f := &e.front; en.lane == LaneNormal && f.speed > 0 && en.seq >= f.seq {
+		wait = float64(en.seq-f.seq) / f.speed
+	} else {
+		wait = float64(pos-1) / float64(e.settings.MaxConcurrent) * e.meanDur
+		if byRate := float64(pos-1) / e.settings.StartsPerSec; byRate > wait {
+			wait = byRate
+		}
 	}
 	wait *= 0.8
 	wait *= 0.9 + 0.2*e.rng.Float64()
 	d := time.Duration(wait * float64(time.Second))
-	return min(max(d, time.Second), 24*time.Hour)
+	return min(max(d, time.Second), e.cfg.MaxRetryAfter)
+}
+
+// frontier tracks how fast dispatch moves through the normal lane, in
+// sequence numbers per second, sampled at least 10 s apart.
+type frontier struct {
+	seq      uint64  // seq of the newest normal-lane dispatch
+	sampleT  int64   // Unix ms of the last sample
+	sampleQ  uint64  // seq at the last sample
+	speed    float64 // EWMA, seqs per second; 0 until measured
+	sampling bool
+}
+
+func (f *frontier) dispatched(t int64, seq uint64) {
+	if seq < f.seq {
+		*f = frontier{} // the lane restarted its numbering: start over
+	}
+	f.seq = seq
+	if !f.sampling {
+		f.sampleT, f.sampleQ, f.sampling = t, seq, true
+		return
+	}
+	if dt := t - f.sampleT; dt >= 10_000 {
+		v := float64(seq-f.sampleQ) / (float64(dt) / 1000)
+		if f.speed == 0 {
+			f.speed = v
+		} else {
+			f.speed += (v - f.speed) * 0.3
+		}
+		f.sampleT, f.sampleQ = t, seq
+	}
 }
 
 // Disconnect marks a client offline (its connection closed, or a passive

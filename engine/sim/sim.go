@@ -114,16 +114,20 @@ type Result struct {
 	// Passive clients are offline most of the time: a jump can only start
 	// their upgrade at their next check-in.
 	PassiveJumpWaitP99S float64 `json:"passive_jump_wait_p99_s,omitempty"`
-	PassiveLateMaxS     float64 `json:"passive_late_max_s"`
-	PassiveLate         int     `json:"passive_late_beyond_period"`
-	Attempts            int     `json:"attempts"`
-	Turns               int     `json:"turns"`
-	StartsPerSec        float64 `json:"starts_per_sec"`
-	UpgradeTimeS        float64 `json:"upgrade_time_s"`
-	Seed                uint64  `json:"seed"`
-	Durable             bool    `json:"durable"`
-	WallS               float64 `json:"wall_s"`
-	HeapBytesPerCl      float64 `json:"heap_bytes_per_client,omitempty"`
+	// JumpOvertaken counts normal-lane starts while an online jumped
+	// client waited for its first start: each breaks invariant 3 and is
+	// also counted in Violations.
+	JumpOvertaken   int     `json:"jump_overtaken"`
+	PassiveLateMaxS float64 `json:"passive_late_max_s"`
+	PassiveLate     int     `json:"passive_late_beyond_period"`
+	Attempts        int     `json:"attempts"`
+	Turns           int     `json:"turns"`
+	StartsPerSec    float64 `json:"starts_per_sec"`
+	UpgradeTimeS    float64 `json:"upgrade_time_s"`
+	Seed            uint64  `json:"seed"`
+	Durable         bool    `json:"durable"`
+	WallS           float64 `json:"wall_s"`
+	HeapBytesPerCl  float64 `json:"heap_bytes_per_client,omitempty"`
 }
 
 type evKind uint8
@@ -245,6 +249,9 @@ type runner struct {
 	pendingIDs       []int32 // candidates for console jumps (lazily pruned)
 	lastDone         int64
 	turns            int
+	// waitingJumped counts persistent (always online) clients jumped and
+	// not yet started: no normal-lane client may start while it is > 0.
+	waitingJumped int
 }
 
 func (r *runner) schedule(at int64, k evKind, c int32, gen uint32) {
@@ -492,6 +499,9 @@ func (r *runner) jumpOne(now time.Time) {
 		}
 		c.jumped = true
 		c.jumpedAt = ms(now)
+		if c.kind != engine.KindPassive && c.started == 0 {
+			r.waitingJumped++
+		}
 		r.res.Jumps++
 		return
 	}
@@ -523,6 +533,12 @@ func (r *runner) commit() error {
 		if !c.online || c.busy {
 			r.violation(fmt.Sprintf("dispatch to client %s online=%v busy=%v", c.id, c.online, c.busy))
 			continue
+		}
+		if c.jumped && c.started == 0 && c.kind != engine.KindPassive {
+			r.waitingJumped--
+		} else if !c.jumped && r.waitingJumped > 0 {
+			r.res.JumpOvertaken++
+			r.violation(fmt.Sprintf("client %s (normal lane) started while %d jumped clients waited", c.id, r.waitingJumped))
 		}
 		c.busy = true
 		c.gen++

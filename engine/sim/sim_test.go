@@ -42,6 +42,9 @@ func TestRolloutInvariantsEveryStep(t *testing.T) {
 			if r.PassiveLate != 0 {
 				t.Fatalf("%d passive clients upgraded more than one period after their turn", r.PassiveLate)
 			}
+			if r.JumpOvertaken != 0 {
+				t.Fatalf("%d normal-lane starts overtook a waiting jumped client", r.JumpOvertaken)
+			}
 			if c.cfg.JumpRate > 0 && r.Jumps == 0 {
 				t.Fatal("no jumps happened")
 			}
