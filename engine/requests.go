@@ -301,6 +301,17 @@ func (r JumpResult) String() string {
 // MarshalText names the result in JSON.
 func (r JumpResult) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText parses a result name.
+func (r *JumpResult) UnmarshalText(b []byte) error {
+	for _, x := range []JumpResult{JumpAllowed, JumpUpgradePending, JumpOffline} {
+		if x.String() == string(b) {
+			*r = x
+			return nil
+		}
+	}
+	return Errorf(CodeBadRequest, "unknown jump result %q", b)
+}
+
 // JumpAnswer is what a console is told.
 type JumpAnswer struct {
 	Result   JumpResult
@@ -364,6 +375,9 @@ func (e *Engine) Jump(now time.Time, id ClientID, waiter uint64) (JumpAnswer, er
 func (e *Engine) SetSettings(now time.Time, s Settings) error {
 	if err := s.Validate(); err != nil {
 		return err
+	}
+	if s == e.settings {
+		return nil // nothing changed: nothing to write or announce
 	}
 	e.settings = s
 	e.lim.SetLimitAt(now, rate.Limit(s.StartsPerSec))
