@@ -54,6 +54,8 @@ var (
 	warmup   = flag.Duration("warmup", 2*time.Second, "warm-up before measuring")
 	child    = flag.String("child", "", "internal: run as the server child (broker | echo)")
 	clients  = flag.Int("clients", 1000, "internal: credentials the child pre-enrolls")
+	rateFlag = flag.Int("rate", 0, "handshake mode: offered new connections per second (0: as fast as the dialers go). Compare protocols at the same offered rate: a Go server's CPU per operation depends on how busy it is (idle spinning, wake-ups)")
+	pipeline = flag.Bool("pipeline", true, "handshake mode: the client pipelines Hello, Auth and the first CheckIn in one write (client.DialAuth)")
 	classic  = flag.Bool("classic-kex", false, "clients offer only X25519 (no ML-KEM hybrid share): smaller ClientHello, smaller retained TLS buffers")
 )
 
@@ -289,14 +291,25 @@ func (p *childProc) stop() {
 
 // cpu returns the child's user+system CPU time.
 func (p *childProc) cpu() time.Duration {
+	u, s := p.cpuSplit()
+	return u + s
+}
+
+// cpuSplit returns the child's user and system CPU time.
+func (p *childProc) cpuSplit() (user, sys time.Duration) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return time.Duration(ut) * time.Second / 100, time.Duration(st) * time.Second / 100 // USER_HZ
+}
+
+// split formats the user/system share of a CPU delta per operation.
+func split(u0, s0, u1, s1 time.Duration, n int64) string {
+	return fmt.Sprintf("user_us=%.1f sys_us=%.1f", float64((u1-u0).Microseconds())/float64(n), float64((s1-s0).Microseconds())/float64(n))
 }
 
 // rss returns the child's resident set after a GC.
@@ -489,18 +502,20 @@ func steady(proto string) error {
 		})
 	}
 	time.Sleep(*warmup)
-	c0, n0, t0 := p.cpu(), ops.Load(), time.Now()
+	u0, s0 := p.cpuSplit()
+	c0, n0, t0 := u0+s0, ops.Load(), time.Now()
 	time.Sleep(*duration)
-	c1, n1, t1 := p.cpu(), ops.Load(), time.Now()
+	u1, s1 := p.cpuSplit()
+	c1, n1, t1 := u1+s1, ops.Load(), time.Now()
 	stop.Store(true)
 	wg.Wait()
 	n := n1 - n0
 	if n == 0 {
 		return errors.New("no operations completed")
 	}
-	fmt.Printf("steady proto=%-5s conns=%d ops/s=%.0f server_cpu_per_op_us=%.2f server_cores=%.2f errors=%d\n",
+	fmt.Printf("steady proto=%-5s conns=%d ops/s=%.0f server_cpu_per_op_us=%.2f server_cores=%.2f %s errors=%d\n",
 		proto, *conns, float64(n)/t1.Sub(t0).Seconds(), float64((c1-c0).Microseconds())/float64(n),
-		(c1-c0).Seconds()/t1.Sub(t0).Seconds(), errs.Load())
+		(c1-c0).Seconds()/t1.Sub(t0).Seconds(), split(u0, s0, u1, s1, n), errs.Load())
 	return nil
 }
 
@@ -516,19 +531,39 @@ func handshake(proto string) error {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	creds := p.creds()
+	var tokens chan struct{}
+	if *rateFlag > 0 {
+		tokens = make(chan struct{}, *conc)
+		wg.Go(func() { pace(tokens, *rateFlag, &stop) })
+	}
 	for g := range *conc {
 		wg.Go(func() {
 			i := g
 			for !stop.Load() {
+				if tokens != nil {
+					if _, ok := <-tokens; !ok {
+						return
+					}
+				}
 				var cred client.Credentials
 				if len(creds) > 0 {
 					cred = creds[i%len(creds)]
 				}
 				i += *conc
-				w, err := openWorker(p, proto, cred)
-				if err == nil {
-					err = w.op()
-					w.close()
+				var err error
+				if *pipeline && (proto == "tls" || proto == "quic") {
+					var c *client.Conn
+					c, _, err = client.DialAuth(context.Background(), p.cfg(proto), cred, &ci)
+					if err == nil {
+						_ = c.Close()
+					}
+				} else {
+					var w *worker
+					w, err = openWorker(p, proto, cred)
+					if err == nil {
+						err = w.op()
+						w.close()
+					}
 				}
 				if err != nil {
 					errs.Add(1)
@@ -540,19 +575,40 @@ func handshake(proto string) error {
 		})
 	}
 	time.Sleep(*warmup)
-	c0, n0, t0 := p.cpu(), ops.Load(), time.Now()
+	u0, s0 := p.cpuSplit()
+	c0, n0, t0 := u0+s0, ops.Load(), time.Now()
 	time.Sleep(*duration)
-	c1, n1, t1 := p.cpu(), ops.Load(), time.Now()
+	u1, s1 := p.cpuSplit()
+	c1, n1, t1 := u1+s1, ops.Load(), time.Now()
 	stop.Store(true)
 	wg.Wait()
 	n := n1 - n0
 	if n == 0 {
 		return errors.New("no connections completed")
 	}
-	fmt.Printf("handshake proto=%-5s conns/s=%.0f server_cpu_per_conn_us=%.1f server_cores=%.2f errors=%d\n",
-		proto, float64(n)/t1.Sub(t0).Seconds(), float64((c1-c0).Microseconds())/float64(n),
-		(c1-c0).Seconds()/t1.Sub(t0).Seconds(), errs.Load())
+	fmt.Printf("handshake proto=%-5s pipeline=%v rate=%d conns/s=%.0f server_cpu_per_conn_us=%.1f server_cores=%.2f %s errors=%d\n",
+		proto, *pipeline, *rateFlag, float64(n)/t1.Sub(t0).Seconds(), float64((c1-c0).Microseconds())/float64(n),
+		(c1-c0).Seconds()/t1.Sub(t0).Seconds(), split(u0, s0, u1, s1, n), errs.Load())
 	return nil
+}
+
+// pace feeds rate tokens per second until stop, then closes tokens.
+func pace(tokens chan struct{}, rate int, stop *atomic.Bool) {
+	defer close(tokens)
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	start, sent := time.Now(), 0
+	for !stop.Load() {
+		<-t.C
+		due := int(time.Since(start).Seconds() * float64(rate))
+		for ; sent < due && !stop.Load(); sent++ {
+			select {
+			case tokens <- struct{}{}:
+			default:
+				sent = due // the dialers are behind: drop, do not build a backlog
+			}
+		}
+	}
 }
 
 // idle opens conns connections, each checks in once, then measures the

@@ -171,8 +171,25 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan wire.Msg, 
 
 // Dial connects, handshakes, and exchanges Hello/HelloAck.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	c, _, err := dial(ctx, cfg, nil, nil)
+	return c, err
+}
+
+// DialAuth connects and authenticates in one round trip after the TLS
+// handshake: Hello, Auth and (if first is not nil) the first CheckIn go out
+// in one write, pipelined (PROTOCOL.md §5 "Pipelining"), and their answers
+// are read in order. Auth needs only the TLS exporter, known once the
+// handshake is done. It returns the first CheckIn's answer (zero without
+// first); a RetryLater answer is a *RetryLaterError with the Conn still
+// returned and usable.
+func DialAuth(ctx context.Context, cfg Config, cred Credentials, first *wire.CheckIn) (*Conn, wire.CheckInAnswer, error) {
+	return dial(ctx, cfg, &cred, first)
+}
+
+func dial(ctx context.Context, cfg Config, cred *Credentials, first *wire.CheckIn) (*Conn, wire.CheckInAnswer, error) {
+	var ans wire.CheckInAnswer
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, ans, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
@@ -184,19 +201,19 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		d := tls.Dialer{Config: tc}
 		nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
 		if err != nil {
-			return nil, err
+			return nil, ans, err
 		}
 		t := nc.(*tls.Conn)
 		raw, cs = t, t.ConnectionState()
 	case "quic":
 		qc, err := quic.DialAddr(ctx, cfg.Addr, tc, &quic.Config{KeepAlivePeriod: 15 * time.Second, HandshakeIdleTimeout: cfg.DialTimeout})
 		if err != nil {
-			return nil, err
+			return nil, ans, err
 		}
 		st, err := qc.OpenStreamSync(ctx)
 		if err != nil {
 			_ = qc.CloseWithError(0, "")
-			return nil, err
+			return nil, ans, err
 		}
 		raw, cs = &quicStream{Stream: st, conn: qc}, qc.ConnectionState().TLS
 	}
@@ -204,7 +221,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	b, err := cs.ExportKeyingMaterial(wire.ExporterLabel, nil, 32)
 	if err != nil {
 		_ = raw.Close()
-		return nil, err
+		return nil, ans, err
 	}
 	copy(c.binding[:], b)
 	c.r = wire.NewReader(raw, wire.PreHelloMaxFrame)
@@ -212,32 +229,77 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = raw.SetDeadline(dl)
 	}
-	if err := c.w.WriteMsg(&wire.Hello{Magic: wire.Magic, MinVersion: wire.ProtocolVersion, MaxVersion: wire.ProtocolVersion,
-		Role: cfg.Role, MaxFrame: cfg.MaxFrame}); err != nil {
+	fail := func(err error) (*Conn, wire.CheckInAnswer, error) {
 		_ = raw.Close()
-		return nil, err
+		return nil, ans, err
+	}
+	// Everything before the first answer goes out in one write: every
+	// frame here fits the pre-Hello limit.
+	msgs := []wire.Msg{&wire.Hello{Magic: wire.Magic, MinVersion: wire.ProtocolVersion, MaxVersion: wire.ProtocolVersion,
+		Role: cfg.Role, MaxFrame: cfg.MaxFrame}}
+	if cred != nil {
+		m, err := c.authMsg(*cred)
+		if err != nil {
+			return fail(err)
+		}
+		msgs = append(msgs, m)
+		if first != nil {
+			msgs = append(msgs, first)
+		}
+	}
+	var out []byte
+	for _, m := range msgs {
+		if out, err = wire.AppendFrame(out, m); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := raw.Write(out); err != nil {
+		return fail(err)
 	}
 	m, err := c.r.ReadMsg()
 	if err != nil {
-		_ = raw.Close()
-		return nil, err
+		return fail(err)
 	}
 	switch m := m.(type) {
 	case *wire.HelloAck:
 		c.ack = *m
 	case *wire.Error:
-		_ = raw.Close()
-		return nil, m
+		return fail(m)
 	default:
-		_ = raw.Close()
-		return nil, fmt.Errorf("client: %s instead of HelloAck", m.Type())
+		return fail(fmt.Errorf("client: %s instead of HelloAck", m.Type()))
 	}
-	_ = raw.SetDeadline(time.Time{})
 	c.r.SetMaxFrame(int(c.ack.MaxFrame))
 	c.w.SetMaxFrame(int(c.ack.MaxFrame))
+	var firstErr error
+	for _, req := range msgs[1:] {
+		m, err := c.r.ReadMsg()
+		if err != nil {
+			return fail(err)
+		}
+		switch a := m.(type) {
+		case *wire.Error:
+			return fail(a)
+		case *wire.AuthOK:
+			if req.Type() == wire.TypeAuth {
+				continue
+			}
+		case *wire.CheckInAnswer:
+			if req.Type() == wire.TypeCheckIn {
+				ans = *a
+				continue
+			}
+		case *wire.RetryLater:
+			if req.Type() == wire.TypeCheckIn {
+				firstErr = &RetryLaterError{RetryAfter: time.Duration(a.RetryAfterMs) * time.Millisecond}
+				continue
+			}
+		}
+		return fail(fmt.Errorf("client: %s in answer to %s", m.Type(), req.Type()))
+	}
+	_ = raw.SetDeadline(time.Time{})
 	c.wg.Add(1)
 	go c.readLoop()
-	return c, nil
+	return c, ans, firstErr
 }
 
 // HelloAck returns what the server negotiated.
@@ -457,13 +519,22 @@ func (c *Conn) Enroll(ctx context.Context, m wire.Enroll) (Credentials, error) {
 
 // Auth proves the client's secret, bound to this connection.
 func (c *Conn) Auth(ctx context.Context, cred Credentials) error {
+	m, err := c.authMsg(cred)
+	if err != nil {
+		return err
+	}
+	return c.AuthRaw(ctx, m)
+}
+
+// authMsg builds a fresh proof bound to this connection.
+func (c *Conn) authMsg(cred Credentials) (*wire.Auth, error) {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
-		return err
+		return nil, err
 	}
 	ts := uint64(c.cfg.Now().UnixMilli())
 	mac := wire.AuthMAC(&cred.Secret, cred.ID, ts, &nonce, &c.binding)
-	return c.AuthRaw(ctx, &wire.Auth{ClientID: cred.ID, TimestampMs: ts, Nonce: nonce, MAC: mac})
+	return &wire.Auth{ClientID: cred.ID, TimestampMs: ts, Nonce: nonce, MAC: mac}, nil
 }
 
 // AuthRaw sends a prepared Auth (tests use it to replay proofs).

@@ -70,9 +70,10 @@ type session struct {
 	in        wire.CheckIn
 	ans       wire.CheckInAnswer
 
-	wmu sync.Mutex
-	w   *wire.Writer // owned by wmu
-	wdl time.Time    // owned by wmu: write deadline in force
+	wmu  sync.Mutex
+	out  *[]byte   // owned by wmu: encoded frames not yet written; pooled, nil when empty
+	wmax int       // owned by wmu: payload limit of frames we send
+	wdl  time.Time // owned by wmu: write deadline in force
 
 	pmu       sync.Mutex
 	pq        []push // owned by pmu; at most cfg.PushQueue
@@ -102,7 +103,7 @@ func (srv *Server) newSession(conn stream, proto string, park *parkConn, binding
 	} else {
 		s.r = wire.NewReader(conn, wire.PreHelloMaxFrame)
 	}
-	s.w = wire.NewWriter(conn, wire.PreHelloMaxFrame)
+	s.wmax = wire.PreHelloMaxFrame
 	s.onFrame = s.handleFrame
 	switch proto {
 	case "quic":
@@ -135,9 +136,12 @@ func (s *session) run() {
 			continue
 		}
 		if err == errWouldBlock {
-			// Nothing of a frame was read: wait shallowly (park.go).
-			if err = s.park.park(); err == nil {
-				continue
+			// The input is drained: send the answers gathered so far in
+			// one write, then wait shallowly (park.go).
+			if err = s.flush(); err == nil {
+				if err = s.park.park(); err == nil {
+					continue
+				}
 			}
 		}
 		s.fail(err)
@@ -176,6 +180,9 @@ func (s *session) fail(err error) {
 	if s.closed.Load() {
 		return
 	}
+	// Answers still gathered go out first: a client may pipeline its
+	// requests and half-close.
+	_ = s.flush()
 	var we *wire.Error
 	switch {
 	case errors.As(err, &we):
@@ -210,38 +217,115 @@ func (p phase) String() string {
 	return "console"
 }
 
-// write sends one frame, serialised with pushes, under a write deadline
-// refreshed lazily.
-func (s *session) write(m wire.Msg) error {
+// Writes. The session goroutine's answers on TLS are gathered in s.out
+// while more input is already buffered and leave in one write (one TLS
+// record, one syscall) when the input is drained: run flushes before it
+// parks, fail before it closes. A pipelined Hello + Auth + CheckIn is
+// answered with a single write. Everything else (QUIC, pushes from other
+// goroutines, a full buffer) is written at once, behind what was gathered.
+
+// flushAt is the gathered size that is written without waiting.
+const flushAt = 8 << 10
+
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// write sends an answer from the session goroutine (gathered on TLS).
+func (s *session) write(m wire.Msg) error { return s.send(m, s.park == nil) }
+
+// writeNow sends a frame at once (pushes, from any goroutine).
+func (s *session) writeNow(m wire.Msg) error { return s.send(m, true) }
+
+// send encodes m behind the gathered frames and writes them all if now.
+// A frame above the negotiated limit is refused and nothing of it sent.
+func (s *session) send(m wire.Msg, now bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return errSessionClosed
 	}
-	if now := s.srv.now(); s.wdl.Sub(now) < s.srv.cfg.WriteTimeout/2 {
-		s.wdl = now.Add(s.srv.cfg.WriteTimeout)
-		_ = s.conn.SetWriteDeadline(s.wdl)
+	if err := s.appendLocked(m); err != nil {
+		return err
 	}
-	err := s.w.WriteMsg(m)
-	if err != nil && !errors.Is(err, errSessionClosed) {
-		var we *wire.Error
-		if !errors.As(err, &we) {
-			// The peer stopped reading (deadline) or went away.
-			s.kick(dropSlowReader)
+	if now || len(*s.out) >= flushAt {
+		return s.flushLocked()
+	}
+	return nil
+}
+
+func (s *session) appendLocked(m wire.Msg) error {
+	if s.out == nil {
+		s.out = outPool.Get().(*[]byte)
+	}
+	start := len(*s.out)
+	b, err := wire.AppendFrame(*s.out, m)
+	if err == nil && len(b)-start-wire.HeaderLen > s.wmax {
+		b, err = b[:start], &wire.Error{Code: wire.CodeFrameTooLarge, Msg: "frame above the negotiated maximum"}
+	}
+	*s.out = b
+	return err
+}
+
+// flush writes what the session goroutine gathered.
+func (s *session) flush() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.out == nil {
+		return nil
+	}
+	if s.closed.Load() {
+		s.dropOutLocked()
+		return errSessionClosed
+	}
+	return s.flushLocked()
+}
+
+// flushLocked writes the gathered frames under a write deadline refreshed
+// lazily. A failed write means the peer stopped reading (deadline) or went
+// away: the session is disconnected.
+func (s *session) flushLocked() error {
+	if s.out == nil {
+		return nil
+	}
+	b := *s.out
+	var err error
+	if len(b) > 0 {
+		if now := s.srv.now(); s.wdl.Sub(now) < s.srv.cfg.WriteTimeout/2 {
+			s.wdl = now.Add(s.srv.cfg.WriteTimeout)
+			_ = s.conn.SetWriteDeadline(s.wdl)
 		}
+		_, err = s.conn.Write(b)
+	}
+	s.dropOutLocked()
+	if err != nil && !errors.Is(err, errSessionClosed) {
+		s.kick(dropSlowReader)
 	}
 	return err
 }
 
-// sendClose writes a last frame with a short deadline and closes.
+func (s *session) dropOutLocked() {
+	if cap(*s.out) <= 128<<10 {
+		*s.out = (*s.out)[:0]
+		outPool.Put(s.out)
+	}
+	s.out = nil
+}
+
+// sendClose writes a last frame (behind any gathered ones) with a short
+// deadline and closes.
 func (s *session) sendClose(m wire.Msg) {
 	if e, ok := m.(*wire.Error); ok {
 		s.srv.m.error(e.Code)
 	}
 	s.wmu.Lock()
 	if !s.closed.Load() {
-		_ = s.conn.SetWriteDeadline(s.srv.now().Add(time.Second))
-		_ = s.w.WriteMsg(m)
+		s.wdl = s.srv.now().Add(time.Second)
+		_ = s.conn.SetWriteDeadline(s.wdl)
+		if s.appendLocked(m) == nil {
+			_, _ = s.conn.Write(*s.out)
+		}
+	}
+	if s.out != nil {
+		s.dropOutLocked()
 	}
 	s.wmu.Unlock()
 	s.close()
@@ -382,7 +466,7 @@ func (s *session) hello(p []byte) error {
 	s.maxFrame = int(maxFrame)
 	s.r.SetMaxFrame(int(maxFrame))
 	s.wmu.Lock()
-	s.w.SetMaxFrame(int(maxFrame))
+	s.wmax = int(maxFrame)
 	s.wmu.Unlock()
 	if err := s.write(&wire.HelloAck{Version: v, MaxFrame: maxFrame, HeartbeatMs: uint32(s.srv.cfg.Heartbeat.Milliseconds())}); err != nil {
 		return err
@@ -494,7 +578,7 @@ func (s *session) checkIn(p []byte) error {
 		// A reconnecting client whose upgrade is under way: offer again so
 		// that it can resume.
 		if o, err := s.srv.offerForTarget(engine.Platform(m.Platform), a.Target); err == nil {
-			s.sendOffer(o, s.srv.leaseTime())
+			s.sendOffer(o, s.srv.leaseTime(), s.park == nil)
 		}
 	} else if o := s.offer.Load(); o != nil && a.State != engine.StateUpgrading {
 		s.offer.CompareAndSwap(o, nil) // the upgrade is over
@@ -504,13 +588,13 @@ func (s *session) checkIn(p []byte) error {
 
 // sendOffer pushes an UpgradeOffer unless this very offer was already
 // sent on this connection.
-func (s *session) sendOffer(o *offer, lease time.Duration) {
+func (s *session) sendOffer(o *offer, lease time.Duration, now bool) {
 	if prev := s.offer.Swap(o); prev == o {
 		return
 	}
 	m := o.msg
 	m.LeaseMs = uint32(max(lease, 0).Milliseconds())
-	if s.write(&m) == nil {
+	if s.send(&m, now) == nil {
 		s.srv.m.pushes.WithLabelValues("UpgradeOffer").Inc()
 	}
 }
@@ -690,7 +774,7 @@ func (s *session) deliver() {
 		}
 		if p.dispatch == nil {
 			jr := p.ready
-			if s.write(&jr) == nil {
+			if s.writeNow(&jr) == nil {
 				s.srv.m.pushes.WithLabelValues("JumpReady").Inc()
 			}
 			continue
@@ -701,7 +785,7 @@ func (s *session) deliver() {
 			s.srv.badPackage(d, err)
 			continue
 		}
-		s.sendOffer(o, d.Lease.Sub(s.srv.now()))
+		s.sendOffer(o, d.Lease.Sub(s.srv.now()), true)
 	}
 }
 
