@@ -4,15 +4,16 @@
 # <!-- queue:begin/end --> and <!-- load:begin/end --> (the rest of the file
 # is left alone). Knobs: BENCHTIME (go test -benchtime, default 2s), PKGS
 # (the packages whose benchmarks run, default ./...),
-# STEADY_ACTIVE and STEADY_DURATION (the check-in cost comparison).
+# STEADY_ACTIVE and STEADY_DURATION (the check-in cost comparison), LOAD_SCALE
+# (small, the default, or full: the issue's fleet sizes, which take long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 BENCHTIME=${BENCHTIME:-2s}
 PKGS=${PKGS:-./...}
-STEADY_ACTIVE=${STEADY_ACTIVE:-2000}
-STEADY_DURATION=${STEADY_DURATION:-20s}
+STEADY_ACTIVE=${STEADY_ACTIVE:-1000}
+STEADY_DURATION=${STEADY_DURATION:-15s}
 RESULTS=bench/RESULTS.md
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -24,6 +25,7 @@ machine="$(nproc) × ${cpu:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GiB", 
 echo "bench: $machine"
 
 # --- 1. Go benchmarks, the queue comparison among them ----------------------
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 gocmd="go test -run '^\$' -bench . -benchtime=$BENCHTIME -timeout 60m $PKGS"
 echo "bench: $gocmd"
 set +e
@@ -72,6 +74,10 @@ fi
 	echo "| JetStream work queue (embedded nats-server) | default (fsync every 2 min) | $(fmtops "$jsd") | $(ratio "$jf" "$jsd") |"
 	echo
 	echo "Target from issue 5 (≥ 10× asynq in the same run): $verdict."
+	echo
+	echo "Load average when the benchmarks started: $load0 (2 cores). The backends run one after the other, so"
+	echo "other work on the machine (a shared development box) moves each figure differently: compare ratios"
+	echo "only from runs on a quiet machine."
 	if [ -n "$skips" ]; then
 		echo
 		echo "Skipped: $skips"
@@ -90,43 +96,105 @@ fi
 	echo "</details>"
 } >"$work/queue.md"
 
-# --- 2. Check-in cost over a real broker -------------------------------------
+# --- 2. Fleet scenarios over a real broker (jumpload --spawn) -----------------
 # jsonnum FILE KEY: a number from jumpload's one-object JSON summary.
-jsonnum() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
+jsonraw() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
+# jsonnum FILE KEY: the same, rounded for a table (blank when absent or null).
+jsonnum() {
+	local v
+	v=$(jsonraw "$1" "$2")
+	[ -n "$v" ] || return 0
+	awk -v v="$v" 'BEGIN { a = v < 0 ? -v : v; if (a >= 100) printf "%.0f", v; else if (a >= 10) printf "%.1f", v; else printf "%.2f", v }'
+}
+
+mkdir -p "$work/bin"
+loadrun() { # loadrun NAME ARGS...: one jumpload run, its JSON in $work/NAME.json
+	local name=$1
+	shift
+	local cmd="jumpload $* --spawn --json --quiet"
+	echo "bench: $cmd" >&2
+	echo "$cmd" >"$work/$name.cmd"
+	if ! "$work/bin/jumpload" "$@" --spawn --jumpbroker "$work/bin/jumpbroker" --json --quiet \
+		>"$work/$name.json" 2>"$work/$name.log"; then
+		echo "bench: $name failed: $(tail -3 "$work/$name.log" | tr '\n' ' ')" >&2
+		[ -s "$work/$name.json" ] || rm -f "$work/$name.json"
+	fi
+}
+row() { # row NAME: a table row of the run's main figures
+	local f="$work/$1.json"
+	if [ ! -s "$f" ]; then
+		echo "| \`$(cat "$work/$1.cmd")\` | failed: $(tail -1 "$work/$1.log" | tr '|' '/') |||||||||"
+		return
+	fi
+	local rss
+	rss=$(jsonraw "$f" server_rss_bytes)
+	echo "| \`$(cat "$work/$1.cmd")\` | $(jsonnum "$f" clients) | $(jsonnum "$f" upgraded) | $(jsonnum "$f" violations) | $(jsonnum "$f" max_in_flight)/$(jsonnum "$f" max_concurrent) | $(jsonnum "$f" makespan_ratio) | $(jsonnum "$f" jump_to_start_p99_s) | $(jsonnum "$f" reconnect_s) / $(jsonnum "$f" reconnect_cpu_bound_s) | $(jsonnum "$f" server_cpu_us_per_checkin) | $(awk -v r="${rss:-0}" 'BEGIN { printf "%.0f", r / 1048576 }') |"
+}
 
 {
-	echo "## Check-in cost: binary protocol over TLS vs HTTPS + JSON"
+	echo "## Fleet scenarios against a spawned broker"
 	echo
 	echo "Machine: $machine."
 	echo
-	if $GO run ./cmd/jumpload 2>&1 | grep -q 'steady'; then
+	if $GO build -o "$work/bin/" ./cmd/jumpload ./cmd/jumpbroker 2>"$work/build.log" &&
+		{ "$work/bin/jumpload" 2>&1 || true; } | grep -q steady; then
+		# 1. Check-in cost: the binary protocol over TLS vs HTTPS + JSON,
+		# same broker build, same engine, one after the other.
 		for proto in tls https; do
-			cmd="go run ./cmd/jumpload steady --spawn --protocol $proto --active $STEADY_ACTIVE --duration $STEADY_DURATION --json"
-			echo "Command: \`$cmd\`"
-			echo
-			echo "bench: $cmd" >&2
-			if ! $GO run ./cmd/jumpload steady --spawn --protocol "$proto" --active "$STEADY_ACTIVE" \
-				--duration "$STEADY_DURATION" --json >"$work/steady-$proto.json" 2>"$work/steady-$proto.log"; then
-				echo "**failed**: $(tail -3 "$work/steady-$proto.log" | tr '\n' ' ')"
-				echo
-			fi
+			loadrun "steady-$proto" steady --protocol "$proto" --active "$STEADY_ACTIVE" --duration "$STEADY_DURATION"
 		done
-		t="$work/steady-tls.json"
-		h="$work/steady-https.json"
-		echo "| protocol | check-ins/s | p50 ms | p99 ms | server CPU µs per check-in | server RSS MiB |"
+		echo "### Check-in cost: protocol v1 over TLS vs the HTTPS + JSON endpoint"
+		echo
+		echo "$STEADY_ACTIVE persistent clients, each checking in every 100 ms (closed loop, one request in flight"
+		echo "per connection), for $STEADY_DURATION; server CPU from the broker's \`process_cpu_seconds_total\`. The"
+		echo "load generator shares the machine's cores with the broker."
+		echo
+		echo "| command | check-ins/s | p50 ms | p99 ms | server CPU µs per check-in | server RSS MiB |"
 		echo "|---|---:|---:|---:|---:|---:|"
 		for proto in tls https; do
 			f="$work/steady-$proto.json"
-			[ -s "$f" ] || continue
-			rss=$(jsonnum "$f" server_rss_bytes)
-			echo "| $proto | $(jsonnum "$f" checkins_per_s) | $(jsonnum "$f" latency_p50_ms) | $(jsonnum "$f" latency_p99_ms) | $(jsonnum "$f" server_cpu_us_per_checkin) | $(awk -v r="${rss:-0}" 'BEGIN { printf "%.0f", r / 1048576 }') |"
+			if [ -s "$f" ]; then
+				rss=$(jsonraw "$f" server_rss_bytes)
+				echo "| \`$(cat "$work/steady-$proto.cmd")\` | $(jsonnum "$f" checkins_per_s | cut -d. -f1) | $(jsonnum "$f" latency_p50_ms) | $(jsonnum "$f" latency_p99_ms) | $(jsonnum "$f" server_cpu_us_per_checkin) | $(awk -v r="${rss:-0}" 'BEGIN { printf "%.0f", r / 1048576 }') |"
+			else
+				echo "| \`$(cat "$work/steady-$proto.cmd")\` | failed: $(tail -1 "$work/steady-$proto.log" | tr '|' '/') |||||"
+			fi
 		done
-		if [ -s "$t" ] && [ -s "$h" ]; then
+		if [ -s "$work/steady-tls.json" ] && [ -s "$work/steady-https.json" ]; then
 			echo
-			echo "HTTPS + JSON costs $(ratio "$(jsonnum "$h" server_cpu_us_per_checkin)" "$(jsonnum "$t" server_cpu_us_per_checkin)") the server CPU per check-in of the binary protocol over TLS (same broker build, same engine, same run)."
+			echo "HTTPS + JSON costs **$(ratio "$(jsonraw "$work/steady-https.json" server_cpu_us_per_checkin)" "$(jsonraw "$work/steady-tls.json" server_cpu_us_per_checkin)")** the server CPU per check-in of protocol v1 over TLS (target ≥ 2.5×)."
 		fi
+		echo
+		# 2. The issue's scenarios, at LOAD_SCALE (small by default so that
+		# make bench stays within minutes; LOAD_SCALE=full runs the issue's
+		# sizes, which take a long time on 2 cores).
+		if [ "${LOAD_SCALE:-small}" = full ]; then
+			loadrun rollout-quic rollout --protocol quic --active 100000 --max-concurrent 1000 --upgrade-time 5s
+			loadrun rollout-tls rollout --protocol tls --active 15000 --passive 85000 --max-concurrent 1000 --upgrade-time 5s
+			loadrun storm-tls storm --protocol tls --active 15000
+			loadrun storm-quic storm --protocol quic --active 100000
+			loadrun jump-tls jump --protocol tls --active 5000 --consoles 4 --max-concurrent 100 --upgrade-time 10s --duration 60s
+		else
+			loadrun rollout-quic rollout --protocol quic --active 5000 --max-concurrent 200 --upgrade-time 2s
+			loadrun rollout-tls rollout --protocol tls --active 3000 --passive 7000 --max-concurrent 200 --upgrade-time 2s
+			loadrun storm-tls storm --protocol tls --active 5000
+			loadrun storm-quic storm --protocol quic --active 5000
+			loadrun jump-tls jump --protocol tls --active 2000 --consoles 2 --max-concurrent 50 --upgrade-time 4s --duration 20s
+		fi
+		echo "### Rollout, storm and jump (LOAD_SCALE=${LOAD_SCALE:-small})"
+		echo
+		echo "| command | clients | upgraded | violations | max in flight | makespan ÷ bound | jump→start p99 s | reconnect s / CPU bound s | server CPU µs per check-in | server RSS MiB |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for n in rollout-quic rollout-tls storm-tls storm-quic jump-tls; do
+			row "$n"
+		done
+		echo
+		echo "makespan ÷ bound: the time from publishing to the last client's upgrade over F·D/N (install time only;"
+		echo "passive clients also wait for their check-in period, 60 s at the default time scale). Storm: the broker"
+		echo "is killed (SIGKILL) and restarted on its data; reconnect runs from the new broker accepting to the last"
+		echo "persistent client's check-in; the CPU bound is the broker's CPU time over that window ÷ cores."
 	else
-		echo "Not measured: \`jumpload steady\` is not available in this build."
+		echo "Not measured: \`jumpload steady\` is not available in this build ($(tail -1 "$work/build.log"))."
 	fi
 } >"$work/load.md"
 

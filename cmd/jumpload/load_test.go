@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestLoadFlagsRefuseWhatCannotRun(t *testing.T) {
+	for _, args := range [][]string{
+		{"--active", "10"}, // no broker named
+		{"--protocol", "carrier-pigeon", "--active", "1"},      // unknown protocol
+		{"--protocol", "inproc"},                               // empty fleet
+		{"--protocol", "inproc", "--active", "1", "--to", "x"}, // bad version
+		{"--protocol", "inproc", "--active", "1", "stray"},     // stray argument
+	} {
+		if _, err := parseLoad("rollout", args, io.Discard); err == nil {
+			t.Errorf("parseLoad(rollout %q) accepted it", args)
+		}
+	}
+	if _, err := parseLoad("rollout", []string{"--protocol", "https", "--spawn", "--active", "1"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "steady") {
+		t.Errorf("https rollout: %v, want a refusal naming steady", err)
+	}
+	f, err := parseLoad("steady", []string{"--protocol", "https", "--spawn", "--active", "3", "--time-scale", "24"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.PassivePeriod.Hours() != 1 || f.cfg.Active != 3 || !f.spawn {
+		t.Fatalf("parsed %+v", f.cfg)
+	}
+}
+
+// TestRolloutInProcPrintsTheSummary runs the command end to end on the
+// in-process broker and checks the JSON contract.
+func TestRolloutInProcPrintsTheSummary(t *testing.T) {
+	var out bytes.Buffer
+	err := runLoad("rollout", []string{"--protocol", "inproc", "--active", "30", "--jumpoints", "2",
+		"--max-concurrent", "4", "--upgrade-time", "20ms", "--json", "--quiet", "--seed", "3"}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	if s["upgraded"] != float64(32) || s["violations"] != float64(0) || s["scenario"] != "rollout" {
+		t.Fatalf("summary %s", out.String())
+	}
+	if !strings.Contains(out.String(), `"seed 3"`) {
+		t.Fatalf("the seed is not in the summary's notes: %s", out.String())
+	}
+}
