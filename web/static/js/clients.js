@@ -207,7 +207,9 @@ export function clientsPage(ctx) {
       // Rows per page are exact only when every earlier page was full,
       // which holds because a page follows cursors until it is.
       txt = `Page ${page + 1} · clients ${num(first)}–${num(first + rows.length - 1)}`;
-      if (t !== undefined) txt += ` of ${num(t)}`;
+      // A status read just before a change can lag the list: say nothing
+      // rather than "1–5 of 3".
+      if (t !== undefined && t >= first + rows.length - 1) txt += ` of ${num(t)}`;
     }
     $("cl-range").textContent = txt;
     $("cl-prev").disabled = page === 0;
@@ -240,7 +242,7 @@ export function clientsPage(ctx) {
   }
 
   function versionCell(c) {
-    return el("td", null, el("span", { class: "mono" }, c.version),
+    return el("td", { class: "nowrap" }, el("span", { class: "mono" }, c.version),
       c.outdated && c.target ? el("span", { class: "muted small" }, " → " + c.target) : null);
   }
 
@@ -249,13 +251,13 @@ export function clientsPage(ctx) {
     tr.append(
       el("td", null, el("button", { type: "button", class: "linklike mono", onclick: () => openDetails(c.id), "aria-label": "Details of client " + c.id }, c.id)),
       el("td", null, c.kind),
-      el("td", null, c.platform),
+      el("td", { class: "nowrap" }, c.platform),
       versionCell(c),
       el("td", { class: "state" }, stateBadge(c), " ", watchBadge(c.id)),
-      el("td", null, c.online ? el("span", { class: "online-yes" }, "● Online") : el("span", { class: "online-no" }, "○ Offline")),
-      el("td", { class: "num" }, num(c.attempts || 0)),
-      el("td", { class: "err" }, c.last_error || ""),
-      el("td", null, actions(c)),
+      el("td", { class: "opt nowrap" }, c.online ? el("span", { class: "online-yes" }, "● Online") : el("span", { class: "online-no" }, "○ Offline")),
+      el("td", { class: "num opt" }, num(c.attempts || 0)),
+      el("td", { class: "err opt" }, c.last_error || ""),
+      el("td", { class: "nowrap" }, actions(c)),
     );
     return tr;
   }
