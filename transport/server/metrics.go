@@ -34,6 +34,10 @@ type metrics struct {
 	checkinTLS  prometheus.Counter
 	checkinQUIC prometheus.Counter
 	checkinHTTP prometheus.Counter
+	// Pre-resolved children of the per-connection path.
+	hsTLSOK, hsTLSFail, hsQUICOK prometheus.Counter
+	connsTLS, connsQUIC          prometheus.Gauge
+	dropHSFail                   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,6 +75,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.checkinTLS = m.checkins.WithLabelValues("tls")
 	m.checkinQUIC = m.checkins.WithLabelValues("quic")
 	m.checkinHTTP = m.checkins.WithLabelValues("https")
+	m.hsTLSOK = m.handshakes.WithLabelValues("tls", "ok")
+	m.hsTLSFail = m.handshakes.WithLabelValues("tls", "failed")
+	m.hsQUICOK = m.handshakes.WithLabelValues("quic", "ok")
+	m.connsTLS = m.conns.WithLabelValues("tls")
+	m.connsQUIC = m.conns.WithLabelValues("quic")
+	m.dropHSFail = m.drops.WithLabelValues(dropHandshakeFail)
 	return m, nil
 }
 

@@ -274,10 +274,10 @@ func (srv *Server) admit(addr net.Addr) (func(), string) {
 		return nil, dropMaxConns
 	}
 	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
-		ip = ap.Addr().Unmap()
+	if srv.cfg.MaxConnsPerIP > 0 {
+		ip = addrIP(addr)
 	}
-	if srv.cfg.MaxConnsPerIP > 0 && ip.IsValid() {
+	if ip.IsValid() {
 		srv.ipMu.Lock()
 		if srv.perIP[ip] >= srv.cfg.MaxConnsPerIP {
 			srv.ipMu.Unlock()
@@ -291,7 +291,7 @@ func (srv *Server) admit(addr net.Addr) (func(), string) {
 	return func() {
 		once.Do(func() {
 			srv.conns.Add(-1)
-			if srv.cfg.MaxConnsPerIP > 0 && ip.IsValid() {
+			if ip.IsValid() {
 				srv.ipMu.Lock()
 				if srv.perIP[ip]--; srv.perIP[ip] <= 0 {
 					delete(srv.perIP, ip)
@@ -300,6 +300,20 @@ func (srv *Server) admit(addr net.Addr) (func(), string) {
 			}
 		})
 	}, ""
+}
+
+// addrIP is the remote IP of a TCP or UDP address, without formatting it.
+func addrIP(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func (srv *Server) acceptTCP(ln net.Listener) {
@@ -353,15 +367,15 @@ func (srv *Server) serveTCP(c net.Conn) {
 	err := tc.Handshake()
 	<-srv.hsSem
 	if err != nil {
-		srv.m.handshakes.WithLabelValues("tls", "failed").Inc()
-		srv.m.drop(dropHandshakeFail)
+		srv.m.hsTLSFail.Inc()
+		srv.m.dropHSFail.Inc()
 		_ = c.Close()
 		if release != nil {
 			release()
 		}
 		return
 	}
-	srv.m.handshakes.WithLabelValues("tls", "ok").Inc()
+	srv.m.hsTLSOK.Inc()
 	_ = c.SetDeadline(time.Time{})
 	proto := tc.ConnectionState().NegotiatedProtocol
 	isHTTP := proto == ALPNHTTP2 || proto == ALPNHTTP1
@@ -384,7 +398,7 @@ func (srv *Server) serveTCP(c net.Conn) {
 		})
 		return
 	}
-	g := srv.m.conns.WithLabelValues("tls")
+	g := srv.m.connsTLS
 	g.Inc()
 	s := srv.newSession(tc, "tls", pc, func() ([32]byte, error) { return exporter(tc.ConnectionState()) })
 	// The session runs on a fresh goroutine: this one's stack grew deep in
@@ -418,7 +432,7 @@ func (srv *Server) acceptQUIC(ln *quic.Listener) {
 			srv.m.acceptErrs.WithLabelValues("quic").Inc()
 			continue
 		}
-		srv.m.handshakes.WithLabelValues("quic", "ok").Inc()
+		srv.m.hsQUICOK.Inc()
 		if !srv.accept.Allow() {
 			srv.m.drop(dropAcceptRate)
 			_ = qc.CloseWithError(1, "overloaded")
@@ -448,7 +462,7 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 		return
 	}
 	defer release()
-	g := srv.m.conns.WithLabelValues("quic")
+	g := srv.m.connsQUIC
 	g.Inc()
 	defer g.Dec()
 	s := srv.newSession(qs, "quic", nil, func() ([32]byte, error) { return exporter(qc.ConnectionState().TLS) })
