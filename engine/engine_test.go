@@ -359,3 +359,24 @@ func TestPassiveRetryAfter(t *testing.T) {
 		t.Fatalf("passive answer %+v: want position 51 and a retry-after", a)
 	}
 }
+
+// TestJumpReadyWithoutWaiter: an admin's jump (no console waiting) still
+// publishes jump_ready when the client becomes current.
+func TestJumpReadyWithoutWaiter(t *testing.T) {
+	e := newTestEngine(t, nil)
+	checkIn(t, e, t0, 1, KindActive, vOld)
+	if a, _ := e.Jump(t0, id(1), 0); a.Result != JumpUpgradePending {
+		t.Fatal(a)
+	}
+	turn(t, e, t0)
+	checkIn(t, e, t0.Add(time.Minute), 1, KindActive, vNew)
+	n := 0
+	for _, ev := range e.out.Events {
+		if ev.Type == EvJumpReady {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d jump_ready events, want 1", n)
+	}
+}

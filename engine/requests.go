@@ -356,12 +356,14 @@ func (e *Engine) Jump(now time.Time, id ClientID, waiter uint64) (JumpAnswer, er
 			e.enqueue(t, i, LaneJump)
 		}
 	}
-	if waiter != 0 {
-		ws := e.waiters[i]
-		if len(ws) < e.cfg.MaxJumpWaiters {
-			e.waiters[i] = append(ws, waiter)
-		}
+	// The client is marked as jumped even without a waiter (an admin's
+	// jump), so that its retries stay in the jump lane and jump_ready is
+	// published when it becomes current.
+	ws := e.waiters[i]
+	if waiter != 0 && len(ws) < e.cfg.MaxJumpWaiters {
+		ws = append(ws, waiter)
 	}
+	e.waiters[i] = ws
 	en = &e.ents[i]
 	ev := e.event(EvJumpRequested, t, en)
 	ev.Lane, ev.Position = en.lane, e.position(en)
