@@ -11,9 +11,12 @@ build:
 run: build
 	./bin/jumpbroker serve --data $(DATA)
 
-# The README's test command: every package, race detector on.
+# The README's test command: every package, race detector on; then the
+# packages that drive the engine again with its O(fleet) self-check after
+# every turn (the invariants build tag).
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m -tags invariants ./engine/... ./broker/... ./transport/...
 
 # Every benchmark once so none rots (what CI runs after the tests).
 bench-smoke:

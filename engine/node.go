@@ -264,6 +264,11 @@ func (n *Node) loop() {
 // (no batch when the turn decided nothing durable).
 func (n *Node) prepare(batch []*request) (*turnWork, error) {
 	n.eng.Tick(n.cfg.Now())
+	if checkEveryTurn {
+		if err := n.eng.CheckInvariants(); err != nil {
+			panic("engine: invariant broken: " + err.Error())
+		}
+	}
 	var b *store.Batch
 	if n.eng.hasWrites() {
 		b = n.cfg.DB.NewBatch()
