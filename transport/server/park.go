@@ -1,8 +1,10 @@
 package server
 
 import (
+	"io"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // parkConn sits under a tls.Conn so that an idle session can wait for its
@@ -19,14 +21,19 @@ import (
 //     was consumed yet, the session calls park and tries again;
 //   - as soon as tls hands the session any bytes, nonblock is cleared
 //     (sessReader), so the rest of a frame is read normally;
-//   - park blocks in the raw socket into a pooled buffer that Read then
-//     serves to tls and returns to the pool once drained, so a parked
-//     connection holds no buffer and costs no extra syscall per frame.
+//   - park waits for readability in the socket's RawConn.Read and only
+//     then reads into a pooled buffer, which Read serves to tls and
+//     returns to the pool once drained: a parked connection holds no
+//     buffer, and there is no extra syscall per frame.
 type parkConn struct {
 	net.Conn
 	nonblock bool
 	buf      *[]byte // pooled; nil unless park read bytes tls has not taken
 	pending  []byte  // unread part of *buf
+
+	rc      syscall.RawConn    // set by the first park
+	rawRead func(uintptr) bool // p.readRaw, bound once
+	rerr    error              // what readRaw saw
 }
 
 var parkPool = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
@@ -57,7 +64,55 @@ func (p *parkConn) Read(b []byte) (int, error) {
 }
 
 // park waits (under the read deadline) until the peer sends something.
+// It waits in the TCP connection's RawConn.Read, whose callback reads into
+// a pooled buffer only once the socket is readable: a parked connection
+// holds no buffer (a plain Read would hold one for the whole wait).
 func (p *parkConn) park() error {
+	if p.rc == nil {
+		sc, ok := p.Conn.(syscall.Conn)
+		if !ok {
+			return p.parkRead()
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		p.rc, p.rawRead = rc, p.readRaw
+	}
+	p.rerr = nil
+	if err := p.rc.Read(p.rawRead); err != nil {
+		return err
+	}
+	return p.rerr
+}
+
+// readRaw is the RawConn callback: false asks the runtime to wait for
+// readability (no buffer held meanwhile).
+func (p *parkConn) readRaw(fd uintptr) bool {
+	bp := parkPool.Get().(*[]byte)
+	for {
+		n, err := syscall.Read(int(fd), *bp)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			parkPool.Put(bp)
+			return false
+		case err != nil:
+			p.rerr = err
+		case n == 0:
+			p.rerr = io.EOF
+		default:
+			p.buf, p.pending = bp, (*bp)[:n]
+			return true
+		}
+		parkPool.Put(bp)
+		return true
+	}
+}
+
+// parkRead is the fallback for a connection without a descriptor.
+func (p *parkConn) parkRead() error {
 	bp := parkPool.Get().(*[]byte)
 	n, err := p.Conn.Read(*bp)
 	if n > 0 {
