@@ -17,7 +17,25 @@
 // and the issue's figures read. Measurements are taken on the clients'
 // side (Recorder); the server's CPU and memory come from its /metrics.
 //
+// One process may open 20,000 descriptors here, and a TLS connection or a
+// quic-go client (one UDP socket each) costs one, so a large fleet is split
+// into shards run by child processes (RunChild, `jumpload agents`), driven
+// by JSON-line commands and merged from their snapshots; the fleet-wide
+// max_in_flight is replayed from the children's timestamped in-flight
+// changes rather than summed.
+//
+// How figures are taken, client side: an agent counts an upgrade in flight
+// from the offer it receives until just before it sends the message that
+// frees the broker's slot (the completing check-in or Fail), so the count
+// never runs ahead of the broker's and every violation seen is real.
+// Latency is the round trip of a check-in; handshakes include enrollment
+// or authentication. Server CPU per check-in is the delta of the broker's
+// process_cpu_seconds_total over the measured window divided by the
+// check-ins answered in it (so it includes whatever else the broker did,
+// handshakes in a storm for instance).
+//
 // Every agent is a goroutine owned by the run: Run returns only after all
-// of them have stopped. Nothing here sleeps in tests that synctest can run:
-// the in-process broker works inside a synctest bubble.
+// of them have stopped. The package's tests run whole scenarios on InProc
+// in real time with short durations (Pebble's own goroutines and fsyncs do
+// not fit a synctest bubble) and assert outcomes, never speed.
 package loadtest

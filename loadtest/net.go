@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"jumpfleet/engine"
@@ -165,6 +167,12 @@ func wrapNet(err error) error {
 		code = "canceled"
 	case errors.Is(err, net.ErrClosed):
 		code = "closed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		code = "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		code = "reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		code = "eof"
 	case errors.As(err, &ne) && ne.Timeout():
 		code = "net_timeout"
 	case errors.As(err, &ne):
