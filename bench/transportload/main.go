@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"jumpfleet/engine"
 	"jumpfleet/identity"
 	"jumpfleet/packages"
@@ -56,6 +58,8 @@ var (
 	clients  = flag.Int("clients", 1000, "internal: credentials the child pre-enrolls")
 	rateFlag = flag.Int("rate", 0, "handshake mode: offered new connections per second (0: as fast as the dialers go). Compare protocols at the same offered rate: a Go server's CPU per operation depends on how busy it is (idle spinning, wake-ups)")
 	pipeline = flag.Bool("pipeline", true, "handshake mode: the client pipelines Hello, Auth and the first CheckIn in one write (client.DialAuth)")
+	quicLoad = flag.Int("quic-procs", 1, "idle quic: load processes (each shares one quic.Transport / UDP socket over its connections)")
+	loadOf   = flag.String("load-child", "", "internal: run as a quic load child against this ready JSON")
 	classic  = flag.Bool("classic-kex", false, "clients offer only X25519 (no ML-KEM hybrid share): smaller ClientHello, smaller retained TLS buffers")
 )
 
@@ -64,6 +68,8 @@ func main() {
 	var err error
 	if *child != "" {
 		err = runChild()
+	} else if *loadOf != "" {
+		err = runLoadChild()
 	} else {
 		err = runParent()
 	}
@@ -611,6 +617,128 @@ func pace(tokens chan struct{}, rate int, stop *atomic.Bool) {
 	}
 }
 
+// loadSpec is what a QUIC load child is told.
+type loadSpec struct {
+	Ready ready `json:"ready"`
+	Lo    int   `json:"lo"`
+	Hi    int   `json:"hi"`
+}
+
+// runLoadChild opens connections [lo,hi) over one shared quic.Transport
+// (one UDP socket), checks each in once, prints "ok", and holds them
+// until stdin closes.
+func runLoadChild() error {
+	raiseLimit()
+	b, err := os.ReadFile(*loadOf)
+	if err != nil {
+		return err
+	}
+	var spec loadSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return err
+	}
+	p := &childProc{r: spec.Ready}
+	creds := p.creds()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	_ = udp.SetReadBuffer(8 << 20)
+	_ = udp.SetWriteBuffer(8 << 20)
+	tr := &quic.Transport{Conn: udp}
+	defer tr.Close()
+	cfg := p.cfg("quic")
+	cfg.QUICTransport = tr
+	cfg.QUIC = &quic.Config{KeepAlivePeriod: 20 * time.Second, MaxIdleTimeout: 5 * time.Minute,
+		InitialStreamReceiveWindow: 64 << 10, InitialConnectionReceiveWindow: 96 << 10}
+	cs := make([]*client.Conn, spec.Hi-spec.Lo)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	var failed atomic.Int64
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cs) {
+					return
+				}
+				var c *client.Conn
+				var err error
+				for try := 0; try < 5; try++ {
+					if c, _, err = client.DialAuth(context.Background(), cfg, creds[spec.Lo+i], &ci); err == nil {
+						break
+					}
+					time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+				}
+				if err != nil {
+					if failed.Add(1) == 1 {
+						fmt.Fprintln(os.Stderr, "load child:", err)
+					}
+					continue
+				}
+				cs[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("ok %d %d\n", len(cs)-int(failed.Load()), failed.Load())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range cs {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+	return nil
+}
+
+// idleQUICProcs holds conns QUIC connections from *quicLoad load
+// processes, each sharing one quic.Transport, and returns the number up.
+func idleQUICProcs(p *childProc) (int, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, nil, err
+	}
+	var stops []func()
+	stopAll := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	up := 0
+	per := (*conns + *quicLoad - 1) / *quicLoad
+	for k := 0; k < *quicLoad; k++ {
+		lo, hi := k*per, min((k+1)*per, *conns)
+		if lo >= hi {
+			break
+		}
+		b, _ := json.Marshal(loadSpec{Ready: p.r, Lo: lo, Hi: hi})
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("transportload-spec-%d-%d.json", os.Getpid(), k))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			stopAll()
+			return 0, nil, err
+		}
+		cmd := exec.Command(exe, "-load-child", path)
+		cmd.Stderr = os.Stderr
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			stopAll()
+			return 0, nil, err
+		}
+		stops = append(stops, func() { _ = stdin.Close(); _ = cmd.Wait(); _ = os.Remove(path) })
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			stopAll()
+			return 0, nil, fmt.Errorf("load child: %w", err)
+		}
+		var ok, bad int
+		_, _ = fmt.Sscanf(line, "ok %d %d", &ok, &bad)
+		up += ok
+		fmt.Printf("# load process %d: %d connections up, %d failed\n", k, ok, bad)
+	}
+	return up, stopAll, nil
+}
+
 // idle opens conns connections, each checks in once, then measures the
 // server's RSS growth per connection.
 func idle(proto string) error {
@@ -620,6 +748,21 @@ func idle(proto string) error {
 	}
 	defer p.stop()
 	base := p.rss()
+	if proto == "quic" {
+		u0, s0 := p.cpuSplit()
+		up, stop, err := idleQUICProcs(p)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		u1, s1 := p.cpuSplit()
+		time.Sleep(*duration)
+		after := p.rss()
+		fmt.Printf("idle proto=quic  conns=%d up=%d load_procs=%d server_rss_base_mb=%.1f server_rss_mb=%.1f bytes_per_conn=%.0f connect_cpu_per_conn_us=%.0f\n",
+			*conns, up, *quicLoad, float64(base)/(1<<20), float64(after)/(1<<20), float64(after-base)/float64(max(up, 1)),
+			float64((u1+s1-u0-s0).Microseconds())/float64(max(up, 1)))
+		return nil
+	}
 	ws, err := openAll(p, proto, *conns)
 	if err != nil {
 		return err

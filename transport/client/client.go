@@ -59,6 +59,13 @@ type Config struct {
 	OnPush func(wire.Msg)
 	// Now is the clock used for Auth timestamps (default time.Now).
 	Now func() time.Time
+	// QUICTransport, if set, carries QUIC connections over its one UDP
+	// socket instead of a new socket per connection (a load generator
+	// with many connections needs this to stay under its open-files
+	// limit). The caller owns and closes it.
+	QUICTransport *quic.Transport
+	// QUIC overrides the QUIC settings (default: 15 s keep-alive).
+	QUIC *quic.Config
 }
 
 // Validate fills defaults and checks fields.
@@ -206,7 +213,22 @@ func dial(ctx context.Context, cfg Config, cred *Credentials, first *wire.CheckI
 		t := nc.(*tls.Conn)
 		raw, cs = t, t.ConnectionState()
 	case "quic":
-		qc, err := quic.DialAddr(ctx, cfg.Addr, tc, &quic.Config{KeepAlivePeriod: 15 * time.Second, HandshakeIdleTimeout: cfg.DialTimeout})
+		qcfg := &quic.Config{KeepAlivePeriod: 15 * time.Second}
+		if cfg.QUIC != nil {
+			qcfg = cfg.QUIC.Clone()
+		}
+		qcfg.HandshakeIdleTimeout = cfg.DialTimeout
+		var qc *quic.Conn
+		var err error
+		if cfg.QUICTransport != nil {
+			var ua *net.UDPAddr
+			if ua, err = net.ResolveUDPAddr("udp", cfg.Addr); err != nil {
+				return nil, ans, err
+			}
+			qc, err = cfg.QUICTransport.Dial(ctx, ua, tc, qcfg)
+		} else {
+			qc, err = quic.DialAddr(ctx, cfg.Addr, tc, qcfg)
+		}
 		if err != nil {
 			return nil, ans, err
 		}

@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"errors"
+	"net"
 	"runtime"
 	"testing"
+
+	"github.com/quic-go/quic-go"
 
 	"jumpfleet/transport/client"
 	"jumpfleet/transport/wire"
@@ -103,6 +106,33 @@ func TestPipelinedAnswersCoalesce(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("one read returned %v, want %v", got, want)
+		}
+	}
+}
+
+// Many QUIC connections can share one client-side UDP socket
+// (Config.QUICTransport): two clients over one quic.Transport.
+func TestSharedQUICTransport(t *testing.T) {
+	h := newHarness(t, 24, nil)
+	credA, _ := h.enroll("tls", wire.KindActive, v1, "")
+	credB, _ := h.enroll("tls", wire.KindActive, v1, "")
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	defer tr.Close()
+	cfg := h.cfg("quic", wire.KindActive)
+	cfg.QUICTransport = tr
+	ci := wire.CheckIn{Kind: wire.KindActive, Platform: wire.PlatformLinuxX64, Version: v1}
+	for _, cred := range []client.Credentials{credA, credB} {
+		c, ans, err := client.DialAuth(ctx(t), cfg, cred, &ci)
+		if err != nil || ans.State != wire.StateCurrent {
+			t.Fatalf("DialAuth over a shared transport: %+v %v", ans, err)
+		}
+		defer c.Close()
+		if err := c.Heartbeat(ctx(t)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -218,6 +218,14 @@ func (srv *Server) listen() (net.Listener, *quic.Listener, error) {
 			MaxIncomingStreams:    1,
 			MaxIncomingUniStreams: -1,
 			Allow0RTT:             false, // Auth must never ride in 0-RTT data
+			// Clients send small frames (the largest is a Hello or an
+			// Enroll): small receive windows keep an idle connection's
+			// flow-control state and buffering small. The stream window
+			// still holds a few pipelined ChunkRequests.
+			InitialStreamReceiveWindow:     16 << 10,
+			MaxStreamReceiveWindow:         64 << 10,
+			InitialConnectionReceiveWindow: 24 << 10,
+			MaxConnectionReceiveWindow:     96 << 10,
 		})
 		if err == nil {
 			return tl, ql, nil
