@@ -17,8 +17,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# apt and debconf are chatty even with -qq: keep their output unless they fail.
+if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: could not install ${need[*]}" >&2
+	exit 1
+fi
 
 # --- web: headless Chromium for the dashboard's browser tests (web/e2e) ---
 # Owned by the web package; they skip, saying so, without /usr/bin/chromium.
