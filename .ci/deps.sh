@@ -1,29 +1,28 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that jumpfleet's benchmarks and browser tests
 # start on their own (they skip, saying so, when one is missing). Idempotent
-# and quiet: it does nothing when everything is already there.
+# and quiet: it installs nothing when everything is already there.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-# The dashboard's browser tests (not written yet) will need a headless browser:
-# command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
-if [ ${#need[@]} -eq 0 ]; then
-	exit 0
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	sudo="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-# apt and debconf are chatty even with -qq: keep their output unless they fail.
-if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
-	cat "$log" >&2
-	echo "deps: could not install ${need[*]}" >&2
-	exit 1
+# Nothing here exits early: sections for other packages follow.
+if [ ${#need[@]} -gt 0 ]; then
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo="sudo"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	log=$(mktemp)
+	# apt and debconf are chatty even with -qq: keep their output unless they fail.
+	if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+		cat "$log" >&2
+		rm -f "$log"
+		echo "deps: could not install ${need[*]}" >&2
+		exit 1
+	fi
+	rm -f "$log"
 fi
 
 # --- web: headless Chromium for the dashboard's browser tests (web/e2e) ---
