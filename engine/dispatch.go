@@ -45,18 +45,24 @@ func (e *Engine) Tick(now time.Time) {
 	e.dispatch(now)
 }
 
-// sweep examines the next SweepBatch clients and queues those that are
-// online and outdated, so that a release published while clients are
-// connected reaches them without waiting for their next check-in.
+// sweep examines the next SweepBatch clients after a site release: it
+// queues those that are online and outdated, so that a release published
+// while clients are connected reaches them without waiting for their next
+// check-in, and makes current the pending or failed clients whose version
+// the release made the target.
 func (e *Engine) sweep(t int64) {
 	end := min(e.sweepAt+e.cfg.SweepBatch, len(e.ents))
 	for i := e.sweepAt; i < end; i++ {
 		en := &e.ents[i]
-		if en.state == StateCurrent && en.flags&flagOnline != 0 && e.outdated(en) {
+		switch {
+		case en.state == StateCurrent && en.flags&flagOnline != 0 && e.outdated(en):
 			e.enqueue(t, int32(i), LaneNormal)
 			ev := e.event(EvQueued, t, en)
 			ev.Lane, ev.Position = en.lane, e.position(en)
 			e.emit(ev)
+		case (en.state == StatePending || en.state == StateFailed) && !e.outdated(en):
+			// The release made the version it runs the target.
+			e.makeCurrent(t, int32(i))
 		}
 	}
 	e.sweepAt = end
@@ -98,7 +104,9 @@ func (e *Engine) candidate() (int32, *minHeap, bool) {
 			}
 			en := &e.ents[it.idx]
 			member := en.state == StatePending && en.lane == l && int64(en.seq) == it.key
-			if member && en.flags&flagOnline != 0 && en.flags&flagDelayed == 0 {
+			// A client a newer release no longer finds outdated is not
+			// dispatched; the release sweep makes it current.
+			if member && en.flags&flagOnline != 0 && en.flags&flagDelayed == 0 && e.outdated(en) {
 				return it.idx, h, true
 			}
 			h.pop()

@@ -146,7 +146,14 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Settings() Settings { return e.settings }
 
 // Releases returns the published releases, oldest first.
-func (e *Engine) Releases() []Release { return append([]Release(nil), e.releases...) }
+func (e *Engine) Releases() []Release {
+	out := make([]Release, len(e.releases))
+	for i, r := range e.releases {
+		r.Targets = append([]Target(nil), r.Targets...)
+		out[i] = r
+	}
+	return out
+}
 
 // Target returns the site version clients of platform p must run (zero if
 // no site release names p).

@@ -43,7 +43,9 @@ func (e *Engine) CheckInvariants() error {
 			}
 			seen[en.lane][en.seq] = int32(i)
 			laneCount[en.lane]++
-			if !e.outdated(en) {
+			// A release may have made its version the target: allowed only
+			// until the release sweep reaches it.
+			if !e.outdated(en) && (e.sweepAt < 0 || i < e.sweepAt) {
 				return fmt.Errorf("client %s: queued but not outdated (version %s, target %s)", en.id, en.ver, e.site[en.platform])
 			}
 		default:

@@ -25,6 +25,38 @@ type refModel struct {
 	jumpQ  []int
 	normQ  []int
 	fly    map[int]bool
+	jumped map[int]bool // jumped to and not current since: re-enters the jump lane
+	order  []int        // clients in order of first check-in (the engine's sweep order)
+}
+
+// publish models a site release: the new target, then the release sweep
+// (which covers the whole small fleet within the same tick).
+func (m *refModel) publish(v Version) {
+	m.target = v
+	for _, c := range m.order {
+		switch st := m.state[c]; {
+		case st == StateCurrent && m.online[c] && m.outdated(c):
+			m.state[c] = StatePending
+			m.normQ = append(m.normQ, c)
+		case (st == StatePending || st == StateFailed) && !m.outdated(c):
+			m.becomeCurrent(c)
+		}
+	}
+}
+
+func (m *refModel) requeue(c int) {
+	m.state[c] = StatePending
+	if m.jumped[c] {
+		m.jumpQ = append(m.jumpQ, c)
+	} else {
+		m.normQ = append(m.normQ, c)
+	}
+}
+
+func (m *refModel) becomeCurrent(c int) {
+	m.jumpQ, m.normQ = remove(m.jumpQ, c), remove(m.normQ, c)
+	m.state[c] = StateCurrent
+	delete(m.jumped, c)
 }
 
 func (m *refModel) outdated(c int) bool { return m.ver[c] != m.target }
@@ -40,6 +72,7 @@ func (m *refModel) checkIn(c int, v Version) {
 	changed := m.ver[c] != v
 	if _, known := m.state[c]; !known {
 		m.state[c] = StateCurrent
+		m.order = append(m.order, c)
 	}
 	m.ver[c] = v
 	m.online[c] = true
@@ -47,20 +80,15 @@ func (m *refModel) checkIn(c int, v Version) {
 	case StateUpgrading:
 		if changed {
 			delete(m.fly, c)
-			m.state[c] = StateCurrent
 			if m.outdated(c) {
-				m.state[c] = StatePending
-				m.normQ = append(m.normQ, c)
+				m.requeue(c)
+			} else {
+				m.becomeCurrent(c)
 			}
 		}
-	case StatePending:
+	case StatePending, StateFailed:
 		if !m.outdated(c) {
-			m.jumpQ, m.normQ = remove(m.jumpQ, c), remove(m.normQ, c)
-			m.state[c] = StateCurrent
-		}
-	case StateFailed:
-		if !m.outdated(c) {
-			m.state[c] = StateCurrent
+			m.becomeCurrent(c)
 		}
 	case StateCurrent:
 		if m.outdated(c) {
@@ -71,12 +99,16 @@ func (m *refModel) checkIn(c int, v Version) {
 }
 
 func (m *refModel) jump(c int) JumpResult {
+	if (m.state[c] == StatePending || m.state[c] == StateFailed) && !m.outdated(c) {
+		m.becomeCurrent(c)
+	}
 	if m.state[c] == StateCurrent && !m.outdated(c) {
 		if m.online[c] {
 			return JumpAllowed
 		}
 		return JumpOffline
 	}
+	m.jumped[c] = true
 	switch m.state[c] {
 	case StateCurrent, StateFailed:
 		m.state[c] = StatePending
@@ -153,7 +185,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		s.RetryLimit = 1
 		s.LeaseTime = time.Hour
 	})
-	m := &refModel{max: 3, target: vNew, state: map[int]State{}, ver: map[int]Version{}, online: map[int]bool{}, fly: map[int]bool{}}
+	m := &refModel{max: 3, target: vNew, state: map[int]State{}, ver: map[int]Version{}, online: map[int]bool{}, fly: map[int]bool{}, jumped: map[int]bool{}}
 	now := t0
 	versions := []Version{vOld, vNew, {23, 0, 0, 1}}
 	dispatched, jumps := 0, 0
@@ -214,6 +246,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				}
 				delete(m.fly, c)
 				m.state[c] = StateFailed
+				if !m.outdated(c) {
+					m.becomeCurrent(c) // a release made its version the target
+				}
 			} else if err == nil {
 				t.Fatalf("step %d %s: engine accepted a failure from a %v client", step, desc, m.state[c])
 			}
@@ -224,10 +259,10 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				if err != nil {
 					t.Fatalf("step %d %s: %v", step, desc, err)
 				}
-				m.state[c] = StateCurrent
 				if m.outdated(c) {
-					m.state[c] = StatePending
-					m.normQ = append(m.normQ, c)
+					m.requeue(c)
+				} else {
+					m.becomeCurrent(c)
 				}
 			} else if err == nil {
 				t.Fatalf("step %d %s: retried a %v client", step, desc, m.state[c])
@@ -241,6 +276,14 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				t.Fatal(err)
 			}
 			m.max = n
+		case op < 93:
+			v := versions[rng.IntN(len(versions))]
+			desc = fmt.Sprintf("publish site release targeting %s", v)
+			rel := Release{ID: fmt.Sprint("r-", step), Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: v}}}
+			if err := e.PublishRelease(now, rel); err != nil {
+				t.Fatal(err)
+			}
+			m.publish(v)
 		default:
 			desc = "pause/resume"
 			s := e.Settings()

@@ -191,9 +191,13 @@ func (n *Node) loop() {
 			n.inCommit.Add(-1)
 		}
 	}()
+	var prepErr error
 	defer func() {
 		close(commits)
 		<-committed
+		if n.err == nil && prepErr != nil {
+			n.err = prepErr // the committer is done: no other writer now
+		}
 		if n.err != nil {
 			n.failPending(n.err)
 		} else {
@@ -207,6 +211,11 @@ func (n *Node) loop() {
 	n.arm(timer)
 	for {
 		batch = batch[:0]
+		select {
+		case <-failed:
+			return // checked first: select picks among ready cases at random
+		default:
+		}
 		select {
 		case r := <-n.reqs:
 			batch = append(batch, r)
@@ -231,11 +240,21 @@ func (n *Node) loop() {
 		}
 		w, err := n.prepare(batch)
 		if err != nil {
-			n.err = err
+			// Stop taking turns; the committer may still be finishing
+			// earlier ones, so record the error once it is done (below).
 			n.answer(&turnWork{reqs: batch}, err)
+			prepErr = err
 			return
 		}
 		if !w.write && n.inCommit.Load() == 0 {
+			select {
+			case <-failed:
+				// The turn before failed to commit: memory holds changes
+				// the disk does not, so this read may not be answered.
+				n.answer(w, n.err)
+				return
+			default:
+			}
 			// Nothing to write and every earlier turn is durable and
 			// answered: answer here, sparing the hop to the committer.
 			// This is the heartbeat path.
@@ -442,7 +461,7 @@ func (n *Node) PublishRelease(ctx context.Context, r Release) (Release, error) {
 		if err := e.PublishRelease(now, r); err != nil {
 			return nil, err
 		}
-		rels := e.releases
+		rels := e.Releases()
 		return rels[len(rels)-1], nil
 	})
 	out, _ := v.(Release)

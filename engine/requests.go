@@ -71,17 +71,9 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 			// The client came back on another version: this attempt is over.
 			e.finish(t, i)
 		}
-	case StatePending:
+	case StatePending, StateFailed:
 		if !e.outdated(en) {
-			e.dequeue(i)
-			e.setState(i, StateCurrent)
-			e.notifyCurrent(t, i)
-		}
-	case StateFailed:
-		if !e.outdated(en) {
-			delete(e.lastErr, i)
-			e.setState(i, StateCurrent)
-			e.notifyCurrent(t, i)
+			e.makeCurrent(t, i)
 		}
 	case StateCurrent:
 		if e.outdated(en) {
@@ -108,14 +100,35 @@ func (e *Engine) finish(t int64, i int32) {
 		e.meanDur += (d - e.meanDur) / 16
 	}
 	e.done.add(t)
+	en.attempts = 0
+	delete(e.lastErr, i)
 	if e.outdated(en) {
 		// Upgraded, but not to what is wanted now (a newer release was
-		// published meanwhile): queue again.
+		// published meanwhile): queue again, with fresh attempts, in the
+		// jump lane if a console is still waiting for it.
 		e.setState(i, StateCurrent)
-		e.enqueue(t, i, LaneNormal)
+		e.enqueue(t, i, e.laneFor(i))
 		return
 	}
-	en.attempts = 0
+	e.setState(i, StateCurrent)
+	e.notifyCurrent(t, i)
+}
+
+// laneFor is the lane a client re-enters: the jump lane while it has been
+// jumped to and has not yet become current, else the normal lane.
+func (e *Engine) laneFor(i int32) Lane {
+	if _, jumped := e.waiters[i]; jumped {
+		return LaneJump
+	}
+	return LaneNormal
+}
+
+// makeCurrent ends whatever a client that is no longer outdated was
+// waiting for (a release made its version the target): it leaves the
+// queue, becomes current, and its waiting consoles are told.
+func (e *Engine) makeCurrent(t int64, i int32) {
+	e.dequeue(i)
+	e.ents[i].attempts = 0
 	delete(e.lastErr, i)
 	e.setState(i, StateCurrent)
 	e.notifyCurrent(t, i)
@@ -240,8 +253,14 @@ func (e *Engine) Fail(now time.Time, id ClientID, reason string) error {
 // schedules a retry with backoff or, past the limit, marks the client failed.
 func (e *Engine) failAttempt(t int64, i int32, reason string) {
 	en := &e.ents[i]
-	e.lastErr[i] = truncate(reason, 256)
 	en.finishedAt = t
+	if !e.outdated(en) {
+		// A release made the version it runs the target meanwhile:
+		// nothing left to retry.
+		e.makeCurrent(t, i)
+		return
+	}
+	e.lastErr[i] = truncate(reason, 256)
 	if int(en.attempts) >= e.settings.RetryLimit {
 		e.setState(i, StateFailed)
 		ev := e.event(EvFailed, t, en)
@@ -252,11 +271,7 @@ func (e *Engine) failAttempt(t int64, i int32, reason string) {
 	d := e.backoff(int(en.attempts))
 	en.deadline = t + d.Milliseconds()
 	en.flags |= flagDelayed
-	l := LaneNormal
-	if _, jumped := e.waiters[i]; jumped {
-		l = LaneJump
-	}
-	e.enqueue(t, i, l)
+	e.enqueue(t, i, e.laneFor(i))
 	e.delayed.push(en.deadline, i)
 	ev := e.event(EvRetryScheduled, t, en)
 	ev.Error = e.lastErr[i]
@@ -334,6 +349,9 @@ func (e *Engine) Jump(now time.Time, id ClientID, waiter uint64) (JumpAnswer, er
 	}
 	t := ms(now)
 	en := &e.ents[i]
+	if (en.state == StatePending || en.state == StateFailed) && !e.outdated(en) {
+		e.makeCurrent(t, i) // a release made its version the target
+	}
 	if en.state == StateCurrent && !e.outdated(en) {
 		r := JumpOffline
 		if en.flags&flagOnline != 0 {
@@ -463,9 +481,9 @@ func (e *Engine) retry(t int64, i int32) {
 	en.attempts = 0
 	delete(e.lastErr, i)
 	if e.outdated(en) {
-		e.enqueue(t, i, LaneNormal)
+		e.enqueue(t, i, e.laneFor(i))
 	} else {
-		e.setState(i, StateCurrent)
+		e.makeCurrent(t, i)
 	}
 	e.emit(e.event(EvRetried, t, &e.ents[i]))
 }

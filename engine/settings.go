@@ -129,6 +129,9 @@ func (r *Release) validate() error {
 		if t.Version.IsZero() {
 			return Errorf(CodeBadVersion, "release %s: platform %s has no version", r.ID, t.Platform)
 		}
+		if len(t.Package) > 0 && !json.Valid(t.Package) {
+			return Errorf(CodeBadRequest, "release %s: platform %s: package description is not valid JSON", r.ID, t.Platform)
+		}
 	}
 	return nil
 }

@@ -155,6 +155,12 @@ func hexID(dst *[32]byte, id ClientID) {
 	}
 }
 
+// MaxListLimit caps one page of List.
+const MaxListLimit = 10_000
+
+// maxSeq bounds a restored queue sequence number (see Restore).
+const maxSeq = 1 << 32
+
 // MaxListScan bounds the clients one List call examines, so that a filter
 // matching nothing in a huge fleet still answers promptly (with a cursor to
 // continue from).
@@ -167,6 +173,10 @@ func (e *Engine) List(f Filter, cursor, limit int) (out []ClientInfo, next int) 
 	if cursor < 0 {
 		cursor = 0
 	}
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, MaxListLimit)
 	scanned := 0
 	for i := cursor; i < len(e.ents); i++ {
 		if len(out) >= limit || scanned >= MaxListScan {
@@ -196,6 +206,15 @@ func (e *Engine) Restore(r *store.ClientRecord) error {
 	}
 	if _, dup := e.byID[en.id]; dup {
 		return Errorf(CodeStorage, "client %s restored twice", en.id)
+	}
+	if (en.state == StatePending) != (en.lane != LaneNone) {
+		return Errorf(CodeStorage, "client %s: record is %s with lane %s", en.id, en.state, en.lane)
+	}
+	// Sequence numbers restart whenever a lane empties, so a live one is
+	// below the fleet size; a huge one is corruption (and would size the
+	// position index by it).
+	if r.Seq > maxSeq {
+		return Errorf(CodeStorage, "client %s: queue sequence %d out of range", en.id, r.Seq)
 	}
 	switch en.state {
 	case StateUpgrading:
