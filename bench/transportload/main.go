@@ -676,6 +676,7 @@ func runLoadChild() error {
 					}
 					continue
 				}
+				c.StartHeartbeats() // the session's idle timeout is 3 × heartbeat
 				cs[i] = c
 			}
 		})
