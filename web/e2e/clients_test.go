@@ -64,7 +64,7 @@ func TestClientTable(t *testing.T) {
 		t.Fatalf("page 2 starts at %s", field(rows[0], 0))
 	}
 	e.click("#cl-next")
-	rows = e.waitRows("page 3", 25, func(r string) bool { return field(r, 0) >= cid(50).String() })
+	e.waitRows("page 3", 25, func(r string) bool { return field(r, 0) >= cid(50).String() })
 	if !js[bool](e, `document.getElementById("cl-next").disabled`) {
 		t.Errorf("Next is enabled on the last page")
 	}
@@ -75,7 +75,7 @@ func TestClientTable(t *testing.T) {
 	// Filters.
 	e.set("f-limit", "100")
 	e.set("f-state", "pending")
-	rows = e.waitRows("pending clients", 55, func(r string) bool { return field(r, 1) == "pending" })
+	e.waitRows("pending clients", 55, func(r string) bool { return field(r, 1) == "pending" })
 	badge := e.text("cl-rows")
 	if !strings.Contains(badge, "Upgrade pending · #1") || !strings.Contains(badge, "→ 24.3.1-r7") {
 		t.Errorf("pending rows lack queue position or target: %.200s", badge)
@@ -125,7 +125,7 @@ func TestClientTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.set("f-state", "failed")
-	rows = e.waitRows("the failed client", 1, func(r string) bool { return field(r, 0) == failing })
+	e.waitRows("the failed client", 1, func(r string) bool { return field(r, 0) == failing })
 	if txt := e.text("cl-rows"); !strings.Contains(txt, "disk full") {
 		t.Errorf("failed row lacks its error: %s", txt)
 	}
