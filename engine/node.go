@@ -53,10 +53,11 @@ type Node struct {
 }
 
 type request struct {
-	fn   func(e *Engine, now time.Time) (any, error)
-	res  any
-	err  error
-	done chan struct{}
+	fn    func(e *Engine, now time.Time) (any, error)
+	res   any
+	err   error
+	done  chan struct{}
+	async bool // posted: nobody waits; recycled once applied
 }
 
 // ErrClosed is returned for requests to a closed node.
@@ -333,11 +334,20 @@ func (n *Node) finish(w *turnWork) error {
 // answer wakes the turn's callers; a non-nil err replaces every result.
 func (n *Node) answer(w *turnWork, err error) {
 	for _, r := range w.reqs {
-		if err != nil {
-			r.res, r.err = nil, err
-		}
-		r.done <- struct{}{}
+		n.wake(r, err)
 	}
+}
+
+func (n *Node) wake(r *request, err error) {
+	if r.async {
+		*r = request{done: r.done}
+		n.pool.Put(r)
+		return
+	}
+	if err != nil {
+		r.res, r.err = nil, err
+	}
+	r.done <- struct{}{}
 }
 
 func (n *Node) arm(t *time.Timer) {
@@ -353,8 +363,7 @@ func (n *Node) failPending(err error) {
 	for {
 		select {
 		case r := <-n.reqs:
-			r.res, r.err = nil, err
-			r.done <- struct{}{}
+			n.wake(r, err)
 		default:
 			return
 		}
@@ -406,6 +415,38 @@ func (n *Node) CheckIn(ctx context.Context, in CheckIn) (Answer, error) {
 	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.CheckIn(now, in) })
 	a, _ := v.(Answer)
 	return a, err
+}
+
+// Post queues fn for a coming turn and returns without waiting for it.
+// Requests are applied in the order they were queued, so a posted request
+// is applied before any request queued after Post returns. It blocks only
+// while the queue is full.
+func (n *Node) Post(ctx context.Context, fn func(e *Engine, now time.Time) (any, error)) error {
+	select {
+	case <-n.stopped:
+		return n.closedErr()
+	default:
+	}
+	r := n.pool.Get().(*request)
+	r.fn, r.async = fn, true
+	select {
+	case n.reqs <- r:
+		return nil
+	case <-n.stopped:
+		*r = request{done: r.done}
+		n.pool.Put(r)
+		return n.closedErr()
+	case <-ctx.Done():
+		*r = request{done: r.done}
+		n.pool.Put(r)
+		return ctx.Err()
+	}
+}
+
+// DisconnectAsync marks a client offline without waiting for the turn:
+// for a transport closing a connection, which has nobody to answer.
+func (n *Node) DisconnectAsync(ctx context.Context, id ClientID) error {
+	return n.Post(ctx, func(e *Engine, now time.Time) (any, error) { return nil, e.Disconnect(now, id) })
 }
 
 // Disconnect marks a client offline.

@@ -304,3 +304,29 @@ func crashOnce(t *testing.T, seed uint64) {
 	}
 	t.Logf("acknowledged %d changes before the crash; recovered %d clients", len(acked), st.Clients)
 }
+
+// TestNodePostOrder: a posted request is applied before anything queued
+// after Post returns, and nobody waits for it.
+func TestNodePostOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, db := openNode(t, vfs.NewMem(), nil, nil)
+		defer db.Close()
+		defer n.Close()
+		ctx := context.Background()
+		for round := 0; round < 100; round++ {
+			if _, err := n.CheckIn(ctx, CheckIn{ID: id(1), Kind: KindActive, Platform: PlatformWindowsX64, Version: vOld}); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.DisconnectAsync(ctx, id(1)); err != nil {
+				t.Fatal(err)
+			}
+			if c, err := n.Client(ctx, id(1)); err != nil || c.Online {
+				t.Fatalf("round %d: after a posted disconnect the client is online=%v (%v)", round, c.Online, err)
+			}
+		}
+		_ = n.Close()
+		if err := n.DisconnectAsync(ctx, id(1)); CodeOf(err) != CodeClosed {
+			t.Fatalf("post after close: %v", err)
+		}
+	})
+}
