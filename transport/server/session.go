@@ -360,8 +360,11 @@ func (s *session) finish() {
 	if s.bound {
 		if s.srv.reg.unbindBegin(s) {
 			if s.checkedIn {
+				// Posted, not awaited: the engine applies requests in the
+				// order they were queued, so a newer connection's CheckIn
+				// (queued only after unbindEnd below) still comes after it.
 				ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
-				_ = s.srv.node.Disconnect(ctx, s.client)
+				_ = s.srv.node.DisconnectAsync(ctx, s.client)
 				cancel()
 			}
 			s.srv.reg.unbindEnd(s)
@@ -580,10 +583,26 @@ func (s *session) checkIn(p []byte) error {
 		if o, err := s.srv.offerForTarget(engine.Platform(m.Platform), a.Target); err == nil {
 			s.sendOffer(o, s.srv.leaseTime(), s.park == nil)
 		}
-	} else if o := s.offer.Load(); o != nil && a.State != engine.StateUpgrading {
-		s.offer.CompareAndSwap(o, nil) // the upgrade is over
+	} else {
+		s.dropFinishedOffer(a.State)
 	}
 	return nil
+}
+
+// dropFinishedOffer forgets the connection's offer after a check-in
+// answered st, but only when the upgrade is over (current) or abandoned
+// (failed). A pending answer does not end an offer: the client's check-in
+// and its dispatch can fall in the same engine turn, whose answer still
+// says pending while OnCommit's push has already set the offer; dropping
+// it then would refuse the client's download (not_upgrading) and hold its
+// slot until the lease ends.
+func (s *session) dropFinishedOffer(st engine.State) {
+	if st != engine.StateCurrent && st != engine.StateFailed {
+		return
+	}
+	if o := s.offer.Load(); o != nil {
+		s.offer.CompareAndSwap(o, nil)
+	}
 }
 
 // sendOffer pushes an UpgradeOffer unless this very offer was already
