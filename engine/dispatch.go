@@ -11,11 +11,11 @@ import (
 func (e *Engine) Tick(now time.Time) {
 	t := ms(now)
 	for {
-		it, ok := e.leases.peek()
+		it, ok := e.leases.Peek()
 		if !ok || it.key > t {
 			break
 		}
-		e.leases.pop()
+		e.leases.Pop()
 		en := &e.ents[it.idx]
 		if en.state != StateUpgrading || en.deadline != it.key {
 			continue // renewed or finished since: stale
@@ -25,11 +25,11 @@ func (e *Engine) Tick(now time.Time) {
 		e.failAttempt(t, it.idx, "lease expired: no progress within "+e.settings.LeaseTime.String())
 	}
 	for {
-		it, ok := e.delayed.peek()
+		it, ok := e.delayed.Peek()
 		if !ok || it.key > t {
 			break
 		}
-		e.delayed.pop()
+		e.delayed.Pop()
 		en := &e.ents[it.idx]
 		if en.state != StatePending || en.flags&flagDelayed == 0 || en.deadline != it.key {
 			continue
@@ -86,7 +86,7 @@ func (e *Engine) dispatch(now time.Time) {
 		if !e.lim.AllowN(now, 1) {
 			return
 		}
-		h.pop()
+		h.Pop()
 		e.start(t, i)
 	}
 }
@@ -98,7 +98,7 @@ func (e *Engine) candidate() (int32, *minHeap, bool) {
 	for _, l := range [2]Lane{LaneJump, LaneNormal} {
 		_, h := e.laneOf(l)
 		for {
-			it, ok := h.peek()
+			it, ok := h.Peek()
 			if !ok {
 				break
 			}
@@ -109,7 +109,7 @@ func (e *Engine) candidate() (int32, *minHeap, bool) {
 			if member && en.flags&flagOnline != 0 && en.flags&flagDelayed == 0 && e.outdated(en) {
 				return it.idx, h, true
 			}
-			h.pop()
+			h.Pop()
 			if member {
 				en.flags &^= flagInHeap // offline: pushed again when it is back
 			}
@@ -129,7 +129,7 @@ func (e *Engine) start(t int64, i int32) {
 	en.startedAt = t
 	en.deadline = t + e.settings.LeaseTime.Milliseconds()
 	e.setState(i, StateUpgrading)
-	e.leases.push(en.deadline, i)
+	e.leases.Push(item{en.deadline, i})
 	d := Dispatch{Client: en.id, Kind: en.kind, Platform: en.platform, Target: e.site[en.platform],
 		Release: e.siteRel[en.platform], Lease: fromMS(en.deadline), Attempt: int(en.attempts)}
 	e.out.Dispatches = append(e.out.Dispatches, d)
@@ -148,10 +148,10 @@ func (e *Engine) NextDeadline(now time.Time) (time.Time, bool) {
 			next = t
 		}
 	}
-	if it, ok := e.leases.peek(); ok {
+	if it, ok := e.leases.Peek(); ok {
 		consider(it.key)
 	}
-	if it, ok := e.delayed.peek(); ok {
+	if it, ok := e.delayed.Peek(); ok {
 		consider(it.key)
 	}
 	if e.sweepAt >= 0 {

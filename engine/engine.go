@@ -291,7 +291,7 @@ func (e *Engine) makeReady(i int32) {
 		return // the delayed heap will bring it back
 	}
 	_, h := e.laneOf(en.lane)
-	h.push(int64(en.seq), i)
+	h.Push(item{int64(en.seq), i})
 	en.flags |= flagInHeap
 }
 

@@ -1,5 +1,7 @@
 package engine
 
+import "jumpfleet/internal/heapq"
+
 // fenwick counts queued clients by sequence number so that a client's queue
 // position (how many are ahead of it in its lane) costs O(log n). Sequence
 // numbers are dense per lane and restart at zero whenever the lane empties,
@@ -95,55 +97,13 @@ type item struct {
 	idx int32
 }
 
-type minHeap []item
-
-func (h minHeap) less(i, j int) bool {
-	if h[i].key != h[j].key {
-		return h[i].key < h[j].key
+// Less orders items by key, then index (for determinism).
+func (a item) Less(b item) bool {
+	if a.key != b.key {
+		return a.key < b.key
 	}
-	return h[i].idx < h[j].idx
+	return a.idx < b.idx
 }
 
-func (h *minHeap) push(key int64, idx int32) {
-	*h = append(*h, item{key, idx})
-	a := *h
-	for i := len(a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !a.less(i, p) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-
-func (h *minHeap) pop() item {
-	a := *h
-	top := a[0]
-	n := len(a) - 1
-	a[0] = a[n]
-	a = a[:n]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < n && a.less(l, m) {
-			m = l
-		}
-		if r := l + 1; r < n && a.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	*h = a
-	return top
-}
-
-func (h minHeap) peek() (item, bool) {
-	if len(h) == 0 {
-		return item{}, false
-	}
-	return h[0], true
-}
+// minHeap is a lazy min-heap of items.
+type minHeap = heapq.Heap[item]

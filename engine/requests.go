@@ -227,7 +227,7 @@ func (e *Engine) Progress(now time.Time, id ClientID, bytesDone uint64) error {
 	// Renew at most four times per lease: each renewal is a durable write.
 	if nd := t + lease; nd-en.deadline >= lease/4 {
 		en.deadline = nd
-		e.leases.push(nd, i)
+		e.leases.Push(item{nd, i})
 		e.markDirty(i)
 	}
 	ev := e.event(EvProgress, t, en)
@@ -272,7 +272,7 @@ func (e *Engine) failAttempt(t int64, i int32, reason string) {
 	en.deadline = t + d.Milliseconds()
 	en.flags |= flagDelayed
 	e.enqueue(t, i, e.laneFor(i))
-	e.delayed.push(en.deadline, i)
+	e.delayed.Push(item{en.deadline, i})
 	ev := e.event(EvRetryScheduled, t, en)
 	ev.Error = e.lastErr[i]
 	ev.Lane = en.lane

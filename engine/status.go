@@ -264,7 +264,7 @@ func (e *Engine) FinishRestore(now time.Time) {
 		en := &e.ents[i]
 		switch en.state {
 		case StateUpgrading:
-			e.leases.push(en.deadline, int32(i))
+			e.leases.Push(item{en.deadline, int32(i)})
 		case StatePending:
 			ln, _ := e.laneOf(en.lane)
 			ln.count++
@@ -273,7 +273,7 @@ func (e *Engine) FinishRestore(now time.Time) {
 				maxSeq[en.lane], any[en.lane] = en.seq, true
 			}
 			if en.flags&flagDelayed != 0 {
-				e.delayed.push(en.deadline, int32(i))
+				e.delayed.Push(item{en.deadline, int32(i)})
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"jumpfleet/engine"
+	"jumpfleet/internal/heapq"
 	"jumpfleet/store"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -161,49 +162,15 @@ type client struct {
 	jumpedAt int64
 }
 
-type evHeap []simEvent
+// Less orders events by time, then by the order they were scheduled.
+func (a simEvent) Less(b simEvent) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.seq < b.seq
+}
 
-func (h evHeap) less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return h[i].seq < h[j].seq
-}
-func (h *evHeap) push(e simEvent) {
-	*h = append(*h, e)
-	a := *h
-	for i := len(a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !a.less(i, p) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-func (h *evHeap) pop() simEvent {
-	a := *h
-	top := a[0]
-	n := len(a) - 1
-	a[0] = a[n]
-	a = a[:n]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < n && a.less(l, m) {
-			m = l
-		}
-		if r := l + 1; r < n && a.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	*h = a
-	return top
-}
+type evHeap = heapq.Heap[simEvent]
 
 // Epoch is the virtual instant the release is published.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -256,7 +223,7 @@ type runner struct {
 
 func (r *runner) schedule(at int64, k evKind, c int32, gen uint32) {
 	r.evSeq++
-	r.events.push(simEvent{at: at, seq: r.evSeq, kind: k, c: c, gen: gen})
+	r.events.Push(simEvent{at: at, seq: r.evSeq, kind: k, c: c, gen: gen})
 }
 
 func (r *runner) setup() error {
@@ -368,7 +335,7 @@ func (r *runner) loop() error {
 		r.now = next
 		now := time.UnixMilli(next)
 		for len(r.events) > 0 && r.events[0].at == next {
-			if err := r.apply(now, r.events.pop()); err != nil {
+			if err := r.apply(now, r.events.Pop()); err != nil {
 				return err
 			}
 		}
