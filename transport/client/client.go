@@ -66,6 +66,12 @@ type Config struct {
 	QUICTransport *quic.Transport
 	// QUIC overrides the QUIC settings (default: 15 s keep-alive).
 	QUIC *quic.Config
+	// LocalAddr, if set, is the source address of TLS (and HTTPS)
+	// connections, a *net.TCPAddr (port 0: any). A load generator spreads
+	// its connections over many 127.x.y.z sources with it: one source
+	// address has at most ~64k ports towards one server address. QUIC
+	// connections leave from their QUICTransport's socket instead.
+	LocalAddr net.Addr
 }
 
 // Validate fills defaults and checks fields.
@@ -101,7 +107,17 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.LocalAddr != nil {
+		if _, ok := c.LocalAddr.(*net.TCPAddr); !ok {
+			return fmt.Errorf("client: LocalAddr %v is a %T, want *net.TCPAddr", c.LocalAddr, c.LocalAddr)
+		}
+	}
 	return nil
+}
+
+// netDialer is the TCP dialer of TLS and HTTPS connections.
+func (c *Config) netDialer() *net.Dialer {
+	return &net.Dialer{LocalAddr: c.LocalAddr}
 }
 
 func (c *Config) tlsConfig() *tls.Config {
@@ -205,7 +221,7 @@ func dial(ctx context.Context, cfg Config, cred *Credentials, first *wire.CheckI
 	var cs tls.ConnectionState
 	switch cfg.Protocol {
 	case "tls":
-		d := tls.Dialer{Config: tc}
+		d := tls.Dialer{NetDialer: cfg.netDialer(), Config: tc}
 		nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
 		if err != nil {
 			return nil, ans, err
@@ -353,13 +369,20 @@ func (c *Conn) setErr(err error) {
 
 // Close closes the connection and waits for its goroutines. Idempotent.
 func (c *Conn) Close() error {
+	c.abort(net.ErrClosed)
+	c.wg.Wait()
+	return nil
+}
+
+// abort closes the connection with err as its reason (unless it already
+// ended) without waiting for the goroutines, so that one of them may call
+// it. The reader then exits and Closed fires.
+func (c *Conn) abort(err error) {
 	c.closeOnce.Do(func() {
-		c.setErr(net.ErrClosed)
+		c.setErr(err)
 		c.hbOnce.Do(func() { close(c.hbStop) })
 		_ = c.raw.Close()
 	})
-	c.wg.Wait()
-	return nil
 }
 
 func (c *Conn) readLoop() {
@@ -613,7 +636,11 @@ func (c *Conn) Heartbeat(ctx context.Context) error {
 }
 
 // StartHeartbeats sends heartbeats at the interval the server asked for
-// (HelloAck) until Close. The goroutine belongs to the Conn.
+// (HelloAck) until Close. The goroutine belongs to the Conn. A heartbeat
+// that fails (no answer within one interval, or an error) closes the
+// connection with a *HeartbeatError as its Err: a silent or broken server
+// must make Closed fire so that the caller's reconnect loop runs, rather
+// than leave a connection that looks up and is not.
 func (c *Conn) StartHeartbeats() {
 	d := time.Duration(c.ack.HeartbeatMs) * time.Millisecond
 	if d <= 0 {
@@ -631,6 +658,7 @@ func (c *Conn) StartHeartbeats() {
 				err := c.Heartbeat(ctx)
 				cancel()
 				if err != nil {
+					c.abort(&HeartbeatError{Err: err})
 					return
 				}
 			case <-c.hbStop:
@@ -684,3 +712,10 @@ func (q *quicStream) Close() error {
 	_ = q.Stream.Close()
 	return q.conn.CloseWithError(0, "")
 }
+
+// HeartbeatError is the Err of a connection that StartHeartbeats closed
+// because a heartbeat failed.
+type HeartbeatError struct{ Err error }
+
+func (e *HeartbeatError) Error() string { return "client: heartbeat failed: " + e.Err.Error() }
+func (e *HeartbeatError) Unwrap() error { return e.Err }

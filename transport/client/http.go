@@ -54,7 +54,7 @@ func DialHTTP(ctx context.Context, cfg Config) (*HTTPConn, error) {
 	tc.NextProtos = []string{"http/1.1"}
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	d := tls.Dialer{Config: tc}
+	d := tls.Dialer{NetDialer: cfg.netDialer(), Config: tc}
 	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
