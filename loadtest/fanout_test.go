@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 
 type childSpec struct {
 	Config Config
-	Dialer NetDialer
+	Dialer *NetDialer
 	Shard  int
 	Shards int
 }
@@ -35,7 +35,8 @@ func childMain(spec string) int {
 		fmt.Fprintln(os.Stderr, "child spec:", err)
 		return 2
 	}
-	if err := RunChild(context.Background(), s.Config, &s.Dialer, s.Shard, s.Shards, os.Stdin, os.Stdout); err != nil {
+	defer s.Dialer.Close()
+	if err := RunChild(context.Background(), s.Config, s.Dialer, s.Shard, s.Shards, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
@@ -67,7 +68,10 @@ func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	d := NetDialer{Addr: sp.Addr, Protocol: "tls", Pin: sp.Pin(), ReleaseKey: sp.Key.Public().(ed25519.PublicKey), DialTimeout: 10 * time.Second}
+	// SourceAddrs: the load processes' connections leave from several
+	// 127.1.0.x sources, as a large TLS fleet's do.
+	d := &NetDialer{Addr: sp.Addr, Protocol: "tls", Pin: sp.Pin(), ReleaseKey: sp.Key.Public().(ed25519.PublicKey), DialTimeout: 10 * time.Second,
+		SourceAddrs: 4}
 	cfg := Config{Scenario: ScenarioRollout, Protocol: "tls", Active: 40, Jumpoints: 2, Passive: 10, MaxConcurrent: 6,
 		UpgradeTime: 50 * time.Millisecond, PassivePeriod: time.Second, Timeout: 60 * time.Second, Seed: 4, Procs: 2}
 	self, err := os.Executable()
@@ -81,7 +85,7 @@ func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
 		return c
 	}
 	t.Logf("seed %d, %d load processes, GOMAXPROCS %d", cfg.Seed, cfg.Procs, runtime.GOMAXPROCS(0))
-	s, err := Run(ctx, cfg, Broker{Dialer: &d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
+	s, err := Run(ctx, cfg, Broker{Dialer: d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
 	js, _ := json.Marshal(s)
 	t.Logf("summary: %s", js)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"jumpfleet/engine"
 	"jumpfleet/transport/client"
 	"jumpfleet/transport/wire"
@@ -28,7 +30,28 @@ type NetDialer struct {
 	// ReleaseKey is the publisher key packages must verify against.
 	ReleaseKey  ed25519.PublicKey
 	DialTimeout time.Duration
+	// SourceAddrs spreads TLS and HTTPS connections round-robin over that
+	// many loopback source addresses (127.1.0.1, 127.1.0.2, ...; 0 or 1:
+	// the kernel's choice). One source address has ~64k ephemeral ports
+	// towards one server address, and a storm leaves many of them in
+	// TIME_WAIT; only for a broker on loopback.
+	SourceAddrs int
+	// QUICSockets is how many UDP sockets (shared quic.Transports) carry
+	// this process's QUIC connections, round-robin (default 64). A socket
+	// per connection would cost a descriptor each and stop a process at
+	// its open-files limit (20,000 here); one socket for all would make
+	// one receive queue the bottleneck.
+	QUICSockets int
+
+	seq    atomic.Uint64 // round-robin over sources and sockets
+	qmu    sync.Mutex
+	qts    []*quic.Transport // owned by qmu; created on first use
+	closed bool              // owned by qmu
 }
+
+// maxSourceAddrs keeps sources within 127.1.0.0/16 (and out of 127.0.0.x,
+// where brokers listen).
+const maxSourceAddrs = 65000
 
 func (d *NetDialer) config(role wire.Kind) client.Config {
 	to := d.DialTimeout
@@ -39,7 +62,59 @@ func (d *NetDialer) config(role wire.Kind) client.Config {
 	if proto == "https" {
 		proto = "tls"
 	}
-	return client.Config{Addr: d.Addr, Protocol: proto, PinSHA256: d.Pin, Role: role, DialTimeout: to, PushBuffer: 4}
+	cfg := client.Config{Addr: d.Addr, Protocol: proto, PinSHA256: d.Pin, Role: role, DialTimeout: to, PushBuffer: 4}
+	switch proto {
+	case "tls":
+		if n := min(d.SourceAddrs, maxSourceAddrs); n > 1 {
+			i := int(d.seq.Add(1) % uint64(n))
+			// 127.1.0.0/16, skipping .0 and .255 in the last byte.
+			cfg.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/254), byte(1+i%254))}
+		}
+	case "quic":
+		cfg.QUICTransport = d.quicTransport()
+	}
+	return cfg
+}
+
+// quicTransport returns one of the dialer's shared QUIC sockets, or nil
+// (a socket of the connection's own) when they cannot be had.
+func (d *NetDialer) quicTransport() *quic.Transport {
+	n := d.QUICSockets
+	if n <= 0 {
+		n = 64
+	}
+	i := int(d.seq.Add(1) % uint64(n))
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	if d.closed {
+		return nil
+	}
+	if d.qts == nil {
+		d.qts = make([]*quic.Transport, n)
+	}
+	if d.qts[i] == nil {
+		uc, err := net.ListenUDP("udp", &net.UDPAddr{})
+		if err != nil {
+			return nil
+		}
+		d.qts[i] = &quic.Transport{Conn: uc}
+	}
+	return d.qts[i]
+}
+
+// Close closes the shared QUIC sockets (and every connection on them).
+// Idempotent; dials after it use a socket of their own.
+func (d *NetDialer) Close() error {
+	d.qmu.Lock()
+	qts := d.qts
+	d.qts, d.closed = nil, true
+	d.qmu.Unlock()
+	for _, t := range qts {
+		if t != nil {
+			_ = t.Close()
+		}
+	}
+	return nil
 }
 
 var hostname, _ = os.Hostname()

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,6 +48,8 @@ type loadFlags struct {
 	brokerLog   string
 	graceful    bool
 	procs       int
+	sourceAddrs int
+	quicSockets int
 	jsonOut     bool
 	quiet       bool
 	from, to    string
@@ -77,6 +80,8 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.Var(&f.brokerArgs, "broker-arg", "extra `jumpbroker serve` flag for --spawn (repeatable), e.g. --broker-arg=--accept-rate=20000")
 	fs.BoolVar(&f.graceful, "graceful-restart", false, "storm with --spawn: restart the broker with SIGTERM (it says Bye with a retry-after) instead of SIGKILL (a crash)")
 	fs.IntVar(&f.procs, "procs", 0, "load-generator processes (0: one per 9,000 connections; a process has 20,000 descriptors)")
+	fs.IntVar(&f.sourceAddrs, "source-addrs", -1, "TLS connections leave round-robin from that many 127.1.0.x sources (-1: 32 towards a loopback broker, else 0; 0: the kernel's choice)")
+	fs.IntVar(&f.quicSockets, "quic-sockets", 64, "UDP sockets per load process carrying its QUIC connections")
 	fs.StringVar(&f.brokerLog, "broker-log", "", "file for the spawned broker's output (default: discarded)")
 	fs.IntVar(&c.Active, "active", 0, "active Jump clients (persistent connections)")
 	fs.IntVar(&c.Passive, "passive", 0, "passive Jump clients (check in on a schedule)")
@@ -163,13 +168,29 @@ func runLoad(name string, args []string, stdout, stderr io.Writer) error {
 	}
 	defer closeBroker()
 	if nd, ok := b.Dialer.(*loadtest.NetDialer); ok {
+		defer nd.Close()
+		nd.SourceAddrs = f.sourceAddrs
+		if nd.SourceAddrs < 0 {
+			nd.SourceAddrs = 0
+			if host, _, err := net.SplitHostPort(nd.Addr); err == nil {
+				if ip := net.ParseIP(host); ip != nil && ip.To4() != nil && ip.IsLoopback() {
+					nd.SourceAddrs = 32
+				}
+			}
+		}
+		nd.QUICSockets = f.quicSockets
 		f.cfg.Procs = f.procs
 		if f.cfg.Procs == 0 {
-			// Persistent connections each hold a descriptor (a TLS socket
-			// or a quic-go client's UDP socket); passive clients hold one
-			// only while checked in.
+			// A TLS connection holds a descriptor (passive clients only
+			// while checked in); QUIC connections share a process's
+			// --quic-sockets, so there the process's CPU and memory set
+			// the size.
 			conns := f.cfg.Active + f.cfg.Jumpoints + f.cfg.Passive/20
-			f.cfg.Procs = (conns + maxConnsPerProc - 1) / maxConnsPerProc
+			per := maxConnsPerProc
+			if f.cfg.Protocol == "quic" {
+				per = maxQUICConnsPerProc
+			}
+			f.cfg.Procs = (conns + per - 1) / per
 		}
 		if f.cfg.Procs > 1 {
 			f.cfg.ConnectConcurrency = max(1, f.cfg.ConnectConcurrency/f.cfg.Procs)
@@ -320,6 +341,10 @@ func printSummary(w io.Writer, s loadtest.Summary) {
 // it may open.
 const maxConnsPerProc = 9000
 
+// maxQUICConnsPerProc is the default share of one load process of a QUIC
+// fleet (connections share UDP sockets, so descriptors do not bind).
+const maxQUICConnsPerProc = 25000
+
 // childCommand runs `jumpload agents` (this binary) for one shard.
 func childCommand(d *loadtest.NetDialer) func(cfg *loadtest.Config, shard, n int) *exec.Cmd {
 	return func(cfg *loadtest.Config, shard, n int) *exec.Cmd {
@@ -358,5 +383,6 @@ func runAgents(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer d.Close()
 	return loadtest.RunChild(ctx, cfg, &d, i, n, os.Stdin, os.Stdout)
 }
