@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quic-go/quic-go"
 	"go.uber.org/zap"
 
 	"jumpfleet/transport/wire"
@@ -40,6 +41,13 @@ type Config struct {
 	TLS *tls.Config
 	// DisableQUIC serves TLS only.
 	DisableQUIC bool
+	// StatelessResetKey lets the QUIC listener answer packets of
+	// connections it does not know (those of a previous broker process,
+	// after a crash) with a stateless reset, so their clients reconnect at
+	// once instead of after their idle timeout. It must be the same across
+	// restarts: derive it from a persisted secret (LoadOrCreateResetKey).
+	// Nil: no resets.
+	StatelessResetKey *quic.StatelessResetKey
 
 	// AcceptRate and AcceptBurst form the token bucket on accepted
 	// connections (TCP and QUIC together). Default 2000/s, burst 500.

@@ -56,6 +56,7 @@ type Server struct {
 	started   bool
 	tcpLn     net.Listener
 	quicLn    *quic.Listener
+	quicTr    *quic.Transport // owns the UDP socket quicLn listens on; closed last
 	httpLn    *chanListener
 	rejectLn  *chanListener
 	httpSrv   *http.Server
@@ -168,11 +169,11 @@ func (srv *Server) Start() error {
 	if s, err := srv.node.Settings(srv.ctx); err == nil {
 		srv.applySettings(s)
 	}
-	tcpLn, quicLn, err := srv.listen()
+	tcpLn, quicLn, quicTr, err := srv.listen()
 	if err != nil {
 		return err
 	}
-	srv.tcpLn, srv.quicLn = tcpLn, quicLn
+	srv.tcpLn, srv.quicLn, srv.quicTr = tcpLn, quicLn, quicTr
 	srv.httpLn = newChanListener(tcpLn.Addr())
 	srv.rejectLn = newChanListener(tcpLn.Addr())
 	srv.httpSrv = srv.newHTTPServer()
@@ -200,41 +201,65 @@ func (srv *Server) goFn(fn func()) {
 }
 
 // listen binds TCP, then UDP on the same port number. With port 0 a
-// clash on UDP is retried with another TCP port.
-func (srv *Server) listen() (net.Listener, *quic.Listener, error) {
+// clash on UDP is retried with another TCP port. QUIC runs on a
+// quic.Transport of our own (not quic.ListenAddr's) so that it carries
+// Config.StatelessResetKey: after a crash the restarted broker answers a
+// packet of a connection it does not know with a stateless reset, and the
+// client learns at once that it must reconnect instead of waiting for its
+// idle timeout.
+func (srv *Server) listen() (net.Listener, *quic.Listener, *quic.Transport, error) {
 	host, port, _ := net.SplitHostPort(srv.cfg.Listen)
 	for attempt := 0; ; attempt++ {
 		tl, err := net.Listen("tcp", srv.cfg.Listen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("server: listen tcp: %w", err)
+			return nil, nil, nil, fmt.Errorf("server: listen tcp: %w", err)
 		}
 		if srv.cfg.DisableQUIC {
-			return tl, nil, nil
+			return tl, nil, nil, nil
 		}
 		p := tl.Addr().(*net.TCPAddr).Port
-		ql, err := quic.ListenAddr(net.JoinHostPort(host, strconv.Itoa(p)), srv.quicConf, &quic.Config{
-			HandshakeIdleTimeout:  srv.cfg.HandshakeTimeout,
-			MaxIdleTimeout:        srv.cfg.IdleTimeout,
-			MaxIncomingStreams:    1,
-			MaxIncomingUniStreams: -1,
-			Allow0RTT:             false, // Auth must never ride in 0-RTT data
-			// Clients send small frames (the largest is a Hello or an
-			// Enroll): small receive windows keep an idle connection's
-			// flow-control state and buffering small. The stream window
-			// still holds a few pipelined ChunkRequests.
-			InitialStreamReceiveWindow:     16 << 10,
-			MaxStreamReceiveWindow:         64 << 10,
-			InitialConnectionReceiveWindow: 24 << 10,
-			MaxConnectionReceiveWindow:     96 << 10,
-		})
+		ql, tr, err := srv.listenQUIC(net.JoinHostPort(host, strconv.Itoa(p)))
 		if err == nil {
-			return tl, ql, nil
+			return tl, ql, tr, nil
 		}
 		_ = tl.Close()
 		if port != "0" || attempt >= 10 {
-			return nil, nil, fmt.Errorf("server: listen udp: %w", err)
+			return nil, nil, nil, fmt.Errorf("server: listen udp: %w", err)
 		}
 	}
+}
+
+func (srv *Server) listenQUIC(addr string) (*quic.Listener, *quic.Transport, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	uc, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &quic.Transport{Conn: uc, StatelessResetKey: srv.cfg.StatelessResetKey}
+	ql, err := tr.Listen(srv.quicConf, &quic.Config{
+		HandshakeIdleTimeout:  srv.cfg.HandshakeTimeout,
+		MaxIdleTimeout:        srv.cfg.IdleTimeout,
+		MaxIncomingStreams:    1,
+		MaxIncomingUniStreams: -1,
+		Allow0RTT:             false, // Auth must never ride in 0-RTT data
+		// Clients send small frames (the largest is a Hello or an
+		// Enroll): small receive windows keep an idle connection's
+		// flow-control state and buffering small. The stream window
+		// still holds a few pipelined ChunkRequests.
+		InitialStreamReceiveWindow:     16 << 10,
+		MaxStreamReceiveWindow:         64 << 10,
+		InitialConnectionReceiveWindow: 24 << 10,
+		MaxConnectionReceiveWindow:     96 << 10,
+	})
+	if err != nil {
+		_ = tr.Close()
+		_ = uc.Close()
+		return nil, nil, err
+	}
+	return ql, tr, nil
 }
 
 // Addrs returns the bound TCP and UDP addresses (udp nil without QUIC).
@@ -788,5 +813,14 @@ func (srv *Server) Close() error {
 	}
 	srv.reg.each(func(s *session) { s.close() })
 	srv.wg.Wait()
+	srv.mu.Lock()
+	tr := srv.quicTr
+	srv.quicTr = nil
+	srv.mu.Unlock()
+	if tr != nil {
+		// The transport does not own the socket it was given.
+		_ = tr.Close()
+		_ = tr.Conn.Close()
+	}
 	return nil
 }
