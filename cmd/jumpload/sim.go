@@ -33,6 +33,7 @@ func runSim(args []string) error {
 	fs.DurationVar(&c.PassiveLinger, "passive-linger", 20*time.Second, "how long a passive check-in waits for a slot")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed")
 	fs.BoolVar(&c.Durable, "durable", false, "commit every turn to Pebble (in-memory FS, synced)")
+	fs.DurationVar(&c.RestartAt, "restart-at", 0, "with --durable: crash the server at this virtual time and recover it from the store")
 	fs.IntVar(&c.CheckEvery, "check-every", 0, "full invariant check every N turns (0: every turn up to 20k clients, else every 100k)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {

@@ -43,6 +43,11 @@ type Config struct {
 	Seed          uint64
 	// Durable commits every turn to Pebble (in-memory FS, synced batches).
 	Durable bool
+	// RestartAt (Durable only) crashes the server at this virtual time:
+	// the engine is rebuilt from a crash image of the store (only synced
+	// data survives), every client must reconnect, and every client's
+	// state, lane and queue position must be as acknowledged before.
+	RestartAt time.Duration
 	// CheckEvery runs the full O(fleet) invariant check every n turns (1:
 	// every turn). Cheap invariants are checked every turn regardless.
 	CheckEvery int
@@ -83,6 +88,9 @@ func (c *Config) defaults() error {
 		if c.Clients > 20000 {
 			c.CheckEvery = 100000
 		}
+	}
+	if c.RestartAt > 0 && !c.Durable {
+		return fmt.Errorf("restart-at needs durable")
 	}
 	if c.MaxTime == 0 {
 		c.MaxTime = 365 * 24 * time.Hour
@@ -127,6 +135,8 @@ type Result struct {
 	UpgradeTimeS    float64 `json:"upgrade_time_s"`
 	Seed            uint64  `json:"seed"`
 	Durable         bool    `json:"durable"`
+	Restarts        int     `json:"restarts,omitempty"`
+	RecoverS        float64 `json:"recover_s,omitempty"`
 	WallS           float64 `json:"wall_s"`
 	HeapBytesPerCl  float64 `json:"heap_bytes_per_client,omitempty"`
 }
@@ -158,6 +168,7 @@ type client struct {
 	busy     bool  // upgrading (sim side)
 	rank     int64 // order in which the client was queued (normal lane)
 	jumped   bool
+	rejoin   bool // jumped, not started, offline since a restart
 	started  int64
 	jumpedAt int64
 }
@@ -200,15 +211,18 @@ func Run(cfg Config) (Result, error) {
 }
 
 type runner struct {
-	cfg     Config
-	rng     *rand.Rand
-	eng     *engine.Engine
-	db      *store.DB
-	clients []client
-	events  evHeap
-	evSeq   uint64
-	now     int64
-	res     Result
+	cfg       Config
+	fs        *vfs.MemFS
+	fleetB    *store.Batch
+	restarted bool
+	rng       *rand.Rand
+	eng       *engine.Engine
+	db        *store.DB
+	clients   []client
+	events    evHeap
+	evSeq     uint64
+	now       int64
+	res       Result
 
 	queuedRank       int64
 	jumpWaits        []float64 // persistent clients: online when jumped
@@ -240,7 +254,13 @@ func (r *runner) setup() error {
 	}
 	r.eng = eng
 	if cfg.Durable {
-		db, err := store.Open("sim", store.Options{FS: vfs.NewMem()})
+		// Only a crash image needs the (slower) crashable FS.
+		var fs vfs.FS = vfs.NewMem()
+		if cfg.RestartAt > 0 {
+			r.fs = vfs.NewCrashableMem()
+			fs = r.fs
+		}
+		db, err := store.Open("sim", store.Options{FS: fs})
 		if err != nil {
 			return err
 		}
@@ -271,6 +291,11 @@ func (r *runner) setup() error {
 		if err := eng.Restore(&rec); err != nil {
 			return err
 		}
+		if r.db != nil {
+			if err := r.writeFleet(&rec, i == len(r.clients)-1); err != nil {
+				return err
+			}
+		}
 		switch c.kind {
 		case engine.KindPassive:
 			r.res.Passive++
@@ -295,6 +320,73 @@ func (r *runner) setup() error {
 	}
 	r.now = ms(Epoch)
 	return r.commit()
+}
+
+// writeFleet stores the initial fleet in batches, so that a restart finds
+// every client in the store.
+func (r *runner) writeFleet(rec *store.ClientRecord, last bool) error {
+	if r.fleetB == nil {
+		r.fleetB = r.db.NewBatch()
+	}
+	r.fleetB.PutClient(rec)
+	if r.fleetB.Len() >= 10_000 || last {
+		if err := r.db.Commit(r.fleetB, last); err != nil {
+			return err
+		}
+		r.fleetB.Reset()
+	}
+	if last {
+		r.fleetB.Close()
+		r.fleetB = nil
+	}
+	return nil
+}
+
+// restart crashes the server: the engine is rebuilt from a crash image of
+// the store, the acknowledged state of every client is compared, and every
+// persistent client reconnects within the spread.
+func (r *runner) restart(now time.Time) error {
+	type ack struct {
+		state engine.State
+		lane  engine.Lane
+		pos   int
+	}
+	before := make([]ack, len(r.clients))
+	for i := range r.clients {
+		c, _ := r.eng.Client(r.clients[i].id)
+		before[i] = ack{c.State, c.Lane, c.Position}
+	}
+	crashed := r.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(r.cfg.Seed, 11))})
+	_ = r.db.Close()
+	start := time.Now()
+	db, err := store.Open("sim", store.Options{FS: crashed})
+	if err != nil {
+		return err
+	}
+	eng, _, err := engine.Recover(db, engine.Config{Settings: r.eng.Settings(), Seed: r.cfg.Seed + 1}, now)
+	if err != nil {
+		return err
+	}
+	r.res.RecoverS = time.Since(start).Seconds()
+	r.db, r.eng, r.fs = db, eng, crashed
+	r.res.Restarts++
+	for i := range r.clients {
+		c := &r.clients[i]
+		got, _ := eng.Client(c.id)
+		if a := (ack{got.State, got.Lane, got.Position}); a != before[i] {
+			r.violation(fmt.Sprintf("restart changed client %s: %+v → %+v", c.id, before[i], a))
+		}
+		c.online = false
+		if c.kind == engine.KindPassive {
+			continue // comes back on its own schedule
+		}
+		if c.jumped && c.started == 0 {
+			r.waitingJumped-- // counted again when it is back online
+			c.rejoin = true
+		}
+		r.schedule(ms(now)+r.rng.Int64N(max(r.cfg.Spread.Milliseconds(), 1)), evCheckIn, int32(i), 0)
+	}
+	return eng.CheckInvariants()
 }
 
 func (r *runner) close() {
@@ -344,6 +436,12 @@ func (r *runner) loop() error {
 			return err
 		}
 		r.turns++
+		if r.cfg.RestartAt > 0 && !r.restarted && next >= ms(Epoch)+r.cfg.RestartAt.Milliseconds() {
+			r.restarted = true
+			if err := r.restart(now); err != nil {
+				return err
+			}
+		}
 		if r.eng.InFlight() > r.res.MaxInFlight {
 			r.res.MaxInFlight = r.eng.InFlight()
 		}
@@ -373,6 +471,12 @@ func (r *runner) apply(now time.Time, ev simEvent) error {
 			return err
 		}
 		c.online = true
+		if c.rejoin {
+			c.rejoin = false
+			if c.started == 0 {
+				r.waitingJumped++
+			}
+		}
 		if a.State == engine.StatePending && c.rank < 0 && a.Lane == engine.LaneNormal {
 			c.rank = r.queuedRank
 			r.queuedRank++
@@ -467,7 +571,11 @@ func (r *runner) jumpOne(now time.Time) {
 		c.jumped = true
 		c.jumpedAt = ms(now)
 		if c.kind != engine.KindPassive && c.started == 0 {
-			r.waitingJumped++
+			if c.online {
+				r.waitingJumped++
+			} else {
+				c.rejoin = true // offline since a restart: counted once back
+			}
 		}
 		r.res.Jumps++
 		return
@@ -548,6 +656,8 @@ func (r *runner) summary() Result {
 	res.Turns = r.turns
 	res.Seed = cfg.Seed
 	res.Durable = cfg.Durable
+	res.Restarts = r.res.Restarts
+	res.RecoverS = r.res.RecoverS
 	res.StartsPerSec = cfg.StartsPerSec
 	res.UpgradeTimeS = cfg.UpgradeTime.Seconds()
 	res.MakespanS = float64(r.lastDone-ms(Epoch)) / 1000

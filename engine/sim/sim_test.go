@@ -17,6 +17,8 @@ func TestRolloutInvariantsEveryStep(t *testing.T) {
 		{"failures+jumps", Config{Clients: 600, MaxConcurrent: 20, FailRate: 0.1, JumpRate: 0.2, UpgradeJitter: 0.3}},
 		{"start-rate-bound", Config{Clients: 400, MaxConcurrent: 100, StartsPerSec: 2, StartBurst: 5}},
 		{"durable", Config{Clients: 300, MaxConcurrent: 20, Durable: true, FailRate: 0.05}},
+		{"crash-restart", Config{Clients: 400, MaxConcurrent: 20, Durable: true, FailRate: 0.05, JumpRate: 0.2,
+			PassiveFrac: 0.2, UpgradeJitter: 0.2, RestartAt: 10 * time.Minute}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -44,6 +46,9 @@ func TestRolloutInvariantsEveryStep(t *testing.T) {
 			}
 			if r.JumpOvertaken != 0 {
 				t.Fatalf("%d normal-lane starts overtook a waiting jumped client", r.JumpOvertaken)
+			}
+			if c.cfg.RestartAt > 0 && r.Restarts != 1 {
+				t.Fatalf("%d restarts, want 1", r.Restarts)
 			}
 			if c.cfg.JumpRate > 0 && r.Jumps == 0 {
 				t.Fatal("no jumps happened")
