@@ -77,7 +77,7 @@ func RunChild(ctx context.Context, cfg Config, d Dialer, shard, shards int, in i
 			return err
 		case <-t.C:
 			s := f.snapshot()
-			s.Flight = rec.takeFlight()
+			s.Flight, s.Turns = rec.takeFlight(), rec.takeTurns()
 			if err := enc.Encode(s); err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func RunChild(ctx context.Context, cfg Config, d Dialer, shard, shards int, in i
 			case "stop":
 				f.stop()
 				s := f.snapshot()
-				s.Flight = rec.takeFlight()
+				s.Flight, s.Turns = rec.takeFlight(), rec.takeTurns()
 				return enc.Encode(s)
 			default:
 				err = fmt.Errorf("loadtest child: unknown command %q", c.Cmd)
@@ -121,6 +121,7 @@ type remoteFleet struct {
 
 	mu     sync.Mutex
 	events []int64 // every child's in-flight changes (see Recorder.takeFlight)
+	trns   []Turn  // every child's first starts not yet taken (see Recorder.Turn)
 }
 
 type kid struct {
@@ -175,6 +176,12 @@ func startRemote(ctx context.Context, cfg *Config) (*remoteFleet, error) {
 					rf.events = append(rf.events, s.Flight...)
 					rf.mu.Unlock()
 					s.Flight = nil
+				}
+				if len(s.Turns) > 0 {
+					rf.mu.Lock()
+					rf.trns = append(rf.trns, s.Turns...)
+					rf.mu.Unlock()
+					s.Turns = nil
 				}
 				k.mu.Lock()
 				k.last = s
@@ -247,6 +254,14 @@ func (rf *remoteFleet) flight() (int64, int64, bool) {
 	rf.mu.Unlock()
 	m, v := flightMax(ev, rf.limit)
 	return m, v, true
+}
+
+func (rf *remoteFleet) turns() []Turn {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	t := rf.trns
+	rf.trns = nil
+	return t
 }
 
 // stop tells every child to stop, waits for their last snapshots and

@@ -26,6 +26,9 @@ type fleetOps interface {
 	stop()
 	// failed says why the fleet can no longer run (a child process died).
 	failed() error
+	// turns returns and forgets the agents' first upgrade starts recorded
+	// so far (see Recorder.Turn), from every process.
+	turns() []Turn
 	// flight is the most upgrades in flight at once across the fleet and
 	// the starts that exceeded max_concurrent, when the fleet is spread
 	// over processes (ok false: the snapshot's own figures are exact).
@@ -71,6 +74,10 @@ type agent struct {
 	version engine.Version
 	rng     *rand.Rand
 	epoch   int64
+	// queued is when a check-in first answered pending or upgrading (zero:
+	// never, queued at publish); turned that its first start is recorded.
+	queued time.Time
+	turned bool
 }
 
 func newFleet(cfg *Config, d Dialer, rec *Recorder, shard, shards int) *fleet {
@@ -133,6 +140,8 @@ func (f *fleet) consoles(tokens []string, d time.Duration) error {
 func (f *fleet) failed() error { return nil }
 
 func (f *fleet) flight() (int64, int64, bool) { return 0, 0, false }
+
+func (f *fleet) turns() []Turn { return f.rec.takeTurns() }
 
 func (f *fleet) stop() {
 	f.cancel()
@@ -258,6 +267,9 @@ func (f *fleet) checkIn(ctx context.Context, a *agent, c AgentConn, flags uint8)
 		return ans, false
 	}
 	f.rec.CheckIn(time.Since(t0))
+	if a.queued.IsZero() && (ans.State == engine.StatePending || ans.State == engine.StateUpgrading) {
+		a.queued = t0
+	}
 	if e := f.epoch.Load(); a.epoch < e && a.spec.Kind.Persistent() {
 		a.epoch = e
 		f.reconnected.Add(1)
@@ -387,7 +399,12 @@ func (f *fleet) serve(ctx context.Context, a *agent, c AgentConn, tick <-chan ti
 // returns the new connection (nil after a failure, the old one going on),
 // or ok false when the old connection broke.
 func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (AgentConn, bool) {
-	f.rec.UpgradeStarted(a.id.ID, time.Now())
+	now := time.Now()
+	f.rec.UpgradeStarted(a.id.ID, now)
+	if !a.turned {
+		a.turned = true
+		f.rec.Turn(a.queued, now, a.spec.Kind == engine.KindPassive)
+	}
 	if err := c.Fetch(ctx, o); err != nil {
 		code := CodeOf(err)
 		f.rec.Error(code)

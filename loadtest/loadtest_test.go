@@ -54,6 +54,11 @@ func TestRolloutConvergesWithinTheLimit(t *testing.T) {
 	if s.MakespanS == nil || s.BoundS == nil || *s.BoundS <= 0 || *s.MakespanS <= 0 {
 		t.Fatalf("makespan %v bound %v: want both measured", s.MakespanS, s.BoundS)
 	}
+	// Lateness is real time here, so only its presence is asserted
+	// (TestPassiveLateness checks the figure itself).
+	if s.PassiveLateMaxS == nil || s.PassiveLateBeyondPeriod == nil || s.PassivePeriodS == nil || *s.PassivePeriodS != 0.4 {
+		t.Fatalf("passive lateness not measured: max %v beyond %v period %v", s.PassiveLateMaxS, s.PassiveLateBeyondPeriod, s.PassivePeriodS)
+	}
 	st, err := b.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -155,5 +160,32 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{Scenario: ScenarioJump, Active: 3}
 	if err := c.Validate(); err != nil || c.Consoles != 1 || c.MaxConcurrent != 100 || c.Release == "" {
 		t.Fatalf("defaults: %v %+v", err, c)
+	}
+}
+
+// TestPassiveLateness: a passive client's turn is the first start of any
+// client queued after it; lateness is how long after that it started.
+func TestPassiveLateness(t *testing.T) {
+	const s = int64(time.Second)
+	turns := []Turn{
+		{Queued: 0, Start: 1 * s},                      // active, queued at publish
+		{Queued: 0, Start: 2 * s},                      // active, queued at publish
+		{Queued: 10 * s, Start: 50 * s, Passive: true}, // its turn: 20 s (queued at 11 s) -> 30 s late
+		{Queued: 11 * s, Start: 20 * s},
+		{Queued: 12 * s, Start: 25 * s, Passive: true}, // its turn: 22 s -> 3 s late
+		{Queued: 13 * s, Start: 22 * s, Passive: true}, // nobody after it started earlier: on time
+		{Queued: 14 * s, Start: 23 * s},
+		{Queued: 14 * s, Start: 60 * s, Passive: true}, // queued at the same instant as the one above: not after it
+	}
+	worst, beyond, judged := passiveLateness(turns, 10*time.Second)
+	if worst != 30*time.Second || beyond != 1 || judged != 4 {
+		t.Fatalf("worst %v, beyond %d, judged %d: want 30s, 1, 4", worst, beyond, judged)
+	}
+	worst, beyond, judged = passiveLateness(turns, time.Second)
+	if worst != 30*time.Second || beyond != 2 || judged != 4 {
+		t.Fatalf("period 1s: worst %v, beyond %d, judged %d: want 30s, 2, 4", worst, beyond, judged)
+	}
+	if w, b, j := passiveLateness(nil, time.Second); w != 0 || b != 0 || j != 0 {
+		t.Fatalf("no turns: %v %d %d", w, b, j)
 	}
 }

@@ -230,6 +230,12 @@ func (r *run) rollout(ctx context.Context) error {
 			r.note("bound_s counts install time only: passive clients also wait for their check-in period (%v)", cfg.PassivePeriod)
 		}
 	}
+	if cfg.Passive > 0 {
+		worst, beyond, judged := passiveLateness(r.fl.turns(), cfg.PassivePeriod)
+		r.sum.PassiveLateMaxS, r.sum.PassiveLateBeyondPeriod = ptr(worst.Seconds()), &beyond
+		r.sum.PassivePeriodS = ptr(cfg.PassivePeriod.Seconds())
+		r.note("passive lateness: %d passive clients judged; turn = first start of any client queued after it (client-observed times)", judged)
+	}
 	if err != nil {
 		return fmt.Errorf("rollout: %d of %d clients upgraded: %w", r.fl.snapshot().Upgraded, cfg.Fleet(), err)
 	}

@@ -120,6 +120,7 @@ type Recorder struct {
 	track   bool
 	errors  map[string]int64
 	jumpAt  map[[16]byte]time.Time // jumped clients not yet started
+	turns   []Turn                 // first starts with their queue times (bounded by the fleet)
 	started map[[16]byte]bool      // clients whose upgrade started (for the jump scenario)
 }
 
@@ -182,6 +183,73 @@ func (r *Recorder) UpgradeStarted(id [16]byte, now time.Time) {
 		r.JumpLag.Record(now.Sub(at))
 	}
 	r.mu.Unlock()
+}
+
+// Turn is one client's first upgrade start and when it joined the queue
+// (its first check-in answered pending or upgrading; 0: queued when the
+// release was published, as online persistent clients are), both
+// UnixNano. Turns from every process together give the passive clients'
+// lateness (passiveLateness).
+type Turn struct {
+	Queued  int64 `json:"q"`
+	Start   int64 `json:"s"`
+	Passive bool  `json:"p,omitempty"`
+}
+
+// Turn records a client's first upgrade start (see Turn).
+func (r *Recorder) Turn(queued, start time.Time, passive bool) {
+	t := Turn{Start: start.UnixNano(), Passive: passive}
+	if !queued.IsZero() {
+		t.Queued = queued.UnixNano()
+	}
+	r.mu.Lock()
+	r.turns = append(r.turns, t)
+	r.mu.Unlock()
+}
+
+// takeTurns returns and forgets the turns recorded so far.
+func (r *Recorder) takeTurns() []Turn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.turns
+	r.turns = nil
+	return t
+}
+
+// passiveLateness measures, for each passive client, how long after its
+// turn its upgrade started, as engine/sim does: its turn is the first
+// start of any client queued after it (had it been online, it would have
+// had that slot). It returns the worst lateness, how many passive clients
+// started more than period after their turn, and how many were judged.
+func passiveLateness(turns []Turn, period time.Duration) (worst time.Duration, beyond, judged int64) {
+	ts := append([]Turn(nil), turns...)
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Queued < ts[j].Queued })
+	suffixMin := int64(math.MaxInt64)
+	for i := len(ts) - 1; i >= 0; {
+		// Clients queued at the same instant are not after one another.
+		j := i
+		for j >= 0 && ts[j].Queued == ts[i].Queued {
+			j--
+		}
+		for k := i; k > j; k-- {
+			if !ts[k].Passive {
+				continue
+			}
+			judged++
+			if suffixMin != math.MaxInt64 && ts[k].Start > suffixMin {
+				l := time.Duration(ts[k].Start - suffixMin)
+				worst = max(worst, l)
+				if l > period {
+					beyond++
+				}
+			}
+		}
+		for k := i; k > j; k-- {
+			suffixMin = min(suffixMin, ts[k].Start)
+		}
+		i = j
+	}
+	return worst, beyond, judged
 }
 
 // UpgradeEnded lowers the client-side in-flight count.
@@ -301,8 +369,10 @@ type Snapshot struct {
 	Latency      map[int]int64    `json:"latency"`
 	Connect      map[int]int64    `json:"connect"`
 	JumpLag      map[int]int64    `json:"jump_lag"`
-	// Flight carries a child's in-flight changes since its previous line.
+	// Flight carries a child's in-flight changes since its previous line,
+	// Turns its first upgrade starts.
 	Flight []int64 `json:"flight,omitempty"`
+	Turns  []Turn  `json:"turns,omitempty"`
 }
 
 // Snapshot copies the recorder's counters.
@@ -402,6 +472,14 @@ type Summary struct {
 	JumpToStartP50s *float64 `json:"jump_to_start_p50_s"`
 	JumpToStartP99s *float64 `json:"jump_to_start_p99_s"`
 	SlotTurnoverS   *float64 `json:"slot_turnover_s"`
+
+	// PassiveLateMaxS is the longest a passive client's upgrade started
+	// after its turn (the first start of any client queued after it);
+	// PassiveLateBeyondPeriod counts those later than one check-in period
+	// (PassivePeriodS, the 24 h divided by the time scale). Rollout only.
+	PassiveLateMaxS         *float64 `json:"passive_late_max_s"`
+	PassiveLateBeyondPeriod *int64   `json:"passive_late_beyond_period"`
+	PassivePeriodS          *float64 `json:"passive_period_s"`
 
 	ReconnectS *float64 `json:"reconnect_s"`
 	// ReconnectCPUBoundS is the broker's CPU time during the storm divided
