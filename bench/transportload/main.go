@@ -295,12 +295,6 @@ func (p *childProc) stop() {
 	_ = p.cmd.Wait()
 }
 
-// cpu returns the child's user+system CPU time.
-func (p *childProc) cpu() time.Duration {
-	u, s := p.cpuSplit()
-	return u + s
-}
-
 // cpuSplit returns the child's user and system CPU time.
 func (p *childProc) cpuSplit() (user, sys time.Duration) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
