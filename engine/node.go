@@ -45,6 +45,9 @@ type Node struct {
 	pool sync.Pool
 	// inCommit counts turns handed to the committer and not yet answered.
 	inCommit atomic.Int32
+	// epoch counts installed releases, published by the loop after each
+	// turn: a current client's answer cannot change while it stays put.
+	epoch atomic.Uint64
 
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close
@@ -284,6 +287,7 @@ func (n *Node) loop() {
 // (no batch when the turn decided nothing durable).
 func (n *Node) prepare(batch []*request) (*turnWork, error) {
 	n.eng.Tick(n.cfg.Now())
+	n.epoch.Store(uint64(len(n.eng.releases)))
 	if checkEveryTurn {
 		if err := n.eng.CheckInvariants(); err != nil {
 			panic("engine: invariant broken: " + err.Error())
@@ -442,6 +446,13 @@ func (n *Node) Post(ctx context.Context, fn func(e *Engine, now time.Time) (any,
 		return ctx.Err()
 	}
 }
+
+// Epoch changes whenever a release is installed. Between two releases,
+// the answer to a check-in of a current client on the target version, with
+// the same kind, platform and version, is the same answer (nothing else
+// moves a current, up-to-date client), so a transport may reuse it while
+// the epoch it read before asking is unchanged.
+func (n *Node) Epoch() uint64 { return n.epoch.Load() }
 
 // DisconnectAsync marks a client offline without waiting for the turn:
 // for a transport closing a connection, which has nobody to answer.
