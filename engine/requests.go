@@ -21,7 +21,9 @@ type Answer struct {
 	Lane     Lane
 	Position int // 1-based place in the queue; 0 when not queued
 	// RetryAfter tells a pending passive client when its turn is likely to
-	// come, so that it checks in again then rather than a day later.
+	// come, so that it checks in again then rather than a day later. For a
+	// pending passive client it is 0 only when its turn has already come
+	// (overdue): it should stay connected, the next free slot is its.
 	RetryAfter time.Duration
 	New        bool // first check-in of this client
 }
@@ -156,6 +158,9 @@ func (e *Engine) notifyCurrent(t int64, i int32) {
 // turn comes back often and catches it), with ±10% jitter, within
 // [1s, 24h].
 func (e *Engine) retryAfter(t int64, en *entry, pos int) time.Duration {
+	if e.overdue(en) {
+		return 0 // its turn has come: stay connected, the next free slot is its
+	}
 	var wait float64
 	if f := &e.front; en.lane == LaneNormal && f.speed > 0 && en.seq >= f.seq {
 		wait = float64(en.seq-f.seq) / f.speed
@@ -169,6 +174,21 @@ func (e *Engine) retryAfter(t int64, en *entry, pos int) time.Duration {
 	wait *= 0.9 + 0.2*e.rng.Float64()
 	d := time.Duration(wait * float64(time.Second))
 	return min(max(d, time.Second), e.cfg.MaxRetryAfter)
+}
+
+// overdue reports whether a queued client's turn has already come: it is
+// in the jump lane, or dispatch has moved past its place in the normal lane
+// (clients queued after it have started, because it was offline). Online,
+// such a client is ahead of every online client whose turn has not come,
+// so it is served within a few slot turnovers if it stays connected.
+func (e *Engine) overdue(en *entry) bool {
+	switch en.lane {
+	case LaneJump:
+		return true
+	case LaneNormal:
+		return e.front.sampling && en.seq < e.front.seq
+	}
+	return false
 }
 
 // frontier tracks how fast dispatch moves through the normal lane, in

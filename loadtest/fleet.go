@@ -494,8 +494,11 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 		retry := time.Duration(0)
 		if ok {
 			retry = ans.RetryAfter
+			// Near its turn: upgrading, close to the front, or told its turn
+			// has already come (retry-after 0 while pending).
 			near := ans.State == engine.StateUpgrading ||
-				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent)
+				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent) ||
+				(ans.State == engine.StatePending && ans.RetryAfter == 0)
 			if near {
 				c = f.lingerForOffer(ctx, a, c)
 			}

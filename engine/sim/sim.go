@@ -488,7 +488,12 @@ func (r *runner) apply(now time.Time, ev simEvent) error {
 			r.schedule(t+r.cfg.PassiveLinger.Milliseconds(), evLeave, ev.c, c.gen)
 			if a.State == engine.StatePending || a.State == engine.StateFailed {
 				back := r.cfg.PassivePeriod
-				if a.RetryAfter > 0 && a.RetryAfter < back {
+				switch {
+				case a.State == engine.StatePending && a.RetryAfter == 0:
+					// Overdue: it stays its linger; if no slot came, it is
+					// back soon after.
+					back = r.cfg.PassiveLinger + time.Second
+				case a.RetryAfter > 0 && a.RetryAfter < back:
 					back = a.RetryAfter
 				}
 				r.schedule(t+back.Milliseconds(), evCheckIn, ev.c, 0)
