@@ -340,5 +340,3 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-
-func rateOf(perSec float64) rate.Limit { return rate.Limit(perSec) }

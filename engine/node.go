@@ -344,8 +344,7 @@ func (n *Node) answer(w *turnWork, err error) {
 
 func (n *Node) wake(r *request, err error) {
 	if r.async {
-		*r = request{done: r.done}
-		n.pool.Put(r)
+		n.recycle(r)
 		return
 	}
 	if err != nil {
@@ -382,10 +381,10 @@ func (n *Node) Do(ctx context.Context, fn func(e *Engine, now time.Time) (any, e
 	select {
 	case n.reqs <- r:
 	case <-n.stopped:
-		n.pool.Put(r)
+		n.recycle(r)
 		return nil, n.closedErr()
 	case <-ctx.Done():
-		n.pool.Put(r)
+		n.recycle(r)
 		return nil, ctx.Err()
 	}
 	select {
@@ -400,9 +399,22 @@ func (n *Node) Do(ctx context.Context, fn func(e *Engine, now time.Time) (any, e
 		}
 	}
 	res, err := r.res, r.err
-	r.fn, r.res, r.err = nil, nil, nil
-	n.pool.Put(r)
+	n.recycle(r)
 	return res, err
+}
+
+// recycle clears a request that nobody will signal or read again and
+// returns it to the pool (keeping its done channel).
+func (n *Node) recycle(r *request) {
+	*r = request{done: r.done}
+	n.pool.Put(r)
+}
+
+// call runs fn in a turn (see Do) and returns its typed result.
+func call[T any](ctx context.Context, n *Node, fn func(e *Engine, now time.Time) (T, error)) (T, error) {
+	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return fn(e, now) })
+	t, _ := v.(T)
+	return t, err
 }
 
 func (n *Node) closedErr() error {
@@ -416,9 +428,7 @@ func (n *Node) closedErr() error {
 
 // CheckIn records a check-in; see Engine.CheckIn.
 func (n *Node) CheckIn(ctx context.Context, in CheckIn) (Answer, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.CheckIn(now, in) })
-	a, _ := v.(Answer)
-	return a, err
+	return call(ctx, n, func(e *Engine, now time.Time) (Answer, error) { return e.CheckIn(now, in) })
 }
 
 // Post queues fn for a coming turn and returns without waiting for it.
@@ -437,12 +447,10 @@ func (n *Node) Post(ctx context.Context, fn func(e *Engine, now time.Time) (any,
 	case n.reqs <- r:
 		return nil
 	case <-n.stopped:
-		*r = request{done: r.done}
-		n.pool.Put(r)
+		n.recycle(r)
 		return n.closedErr()
 	case <-ctx.Done():
-		*r = request{done: r.done}
-		n.pool.Put(r)
+		n.recycle(r)
 		return ctx.Err()
 	}
 }
@@ -481,50 +489,40 @@ func (n *Node) Fail(ctx context.Context, id ClientID, reason string) error {
 // Jump handles a console's jump attempt; waiter is told via OnCommit's
 // Output.JumpReady when the client becomes current.
 func (n *Node) Jump(ctx context.Context, id ClientID, waiter uint64) (JumpAnswer, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.Jump(now, id, waiter) })
-	a, _ := v.(JumpAnswer)
-	return a, err
+	return call(ctx, n, func(e *Engine, now time.Time) (JumpAnswer, error) { return e.Jump(now, id, waiter) })
 }
 
 // UpdateSettings applies change to a copy of the settings in force and
 // installs the result if it validates.
 func (n *Node) UpdateSettings(ctx context.Context, change func(*Settings) error) (Settings, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) {
+	return call(ctx, n, func(e *Engine, now time.Time) (Settings, error) {
 		s := e.Settings()
 		if err := change(&s); err != nil {
-			return nil, err
+			return Settings{}, err
 		}
 		return s, e.SetSettings(now, s)
 	})
-	s, _ := v.(Settings)
-	return s, err
 }
 
 // Settings returns the settings in force.
 func (n *Node) Settings(ctx context.Context) (Settings, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.Settings(), nil })
-	s, _ := v.(Settings)
-	return s, err
+	return call(ctx, n, func(e *Engine, now time.Time) (Settings, error) { return e.Settings(), nil })
 }
 
 // PublishRelease installs a release.
 func (n *Node) PublishRelease(ctx context.Context, r Release) (Release, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) {
+	return call(ctx, n, func(e *Engine, now time.Time) (Release, error) {
 		if err := e.PublishRelease(now, r); err != nil {
-			return nil, err
+			return Release{}, err
 		}
 		rels := e.Releases()
 		return rels[len(rels)-1], nil
 	})
-	out, _ := v.(Release)
-	return out, err
 }
 
 // Releases lists the installed releases.
 func (n *Node) Releases(ctx context.Context) ([]Release, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.Releases(), nil })
-	r, _ := v.([]Release)
-	return r, err
+	return call(ctx, n, func(e *Engine, now time.Time) ([]Release, error) { return e.Releases(), nil })
 }
 
 // Retry gives a failed client a fresh set of attempts.
@@ -535,29 +533,23 @@ func (n *Node) Retry(ctx context.Context, id ClientID) error {
 
 // RetryFailed retries up to limit failed clients.
 func (n *Node) RetryFailed(ctx context.Context, limit int) (int, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.RetryFailed(now, limit), nil })
-	c, _ := v.(int)
-	return c, err
+	return call(ctx, n, func(e *Engine, now time.Time) (int, error) { return e.RetryFailed(now, limit), nil })
 }
 
 // Status reports the fleet's progress.
 func (n *Node) Status(ctx context.Context) (Status, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) { return e.Status(now), nil })
-	s, _ := v.(Status)
-	return s, err
+	return call(ctx, n, func(e *Engine, now time.Time) (Status, error) { return e.Status(now), nil })
 }
 
 // Client returns one client's details.
 func (n *Node) Client(ctx context.Context, id ClientID) (ClientInfo, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) {
-		c, ok := e.Client(id)
-		if !ok {
-			return nil, Errorf(CodeUnknownClient, "unknown client %s", id)
+	return call(ctx, n, func(e *Engine, now time.Time) (ClientInfo, error) {
+		i, err := e.lookup(id)
+		if err != nil {
+			return ClientInfo{}, err
 		}
-		return c, nil
+		return e.info(i), nil
 	})
-	c, _ := v.(ClientInfo)
-	return c, err
 }
 
 // ListPage is one page of List.
@@ -568,10 +560,8 @@ type ListPage struct {
 
 // List pages through clients matching f.
 func (n *Node) List(ctx context.Context, f Filter, cursor, limit int) (ListPage, error) {
-	v, err := n.Do(ctx, func(e *Engine, now time.Time) (any, error) {
+	return call(ctx, n, func(e *Engine, now time.Time) (ListPage, error) {
 		cs, next := e.List(f, cursor, limit)
 		return ListPage{Clients: cs, Next: next}, nil
 	})
-	p, _ := v.(ListPage)
-	return p, err
 }

@@ -221,12 +221,21 @@ func (f *frontier) dispatched(t int64, seq uint64) {
 	}
 }
 
+// lookup finds a client's index, or fails with CodeUnknownClient.
+func (e *Engine) lookup(id ClientID) (int32, error) {
+	i, ok := e.byID[id]
+	if !ok {
+		return 0, Errorf(CodeUnknownClient, "unknown client %s", id)
+	}
+	return i, nil
+}
+
 // Disconnect marks a client offline (its connection closed, or a passive
 // client finished its check-in).
 func (e *Engine) Disconnect(now time.Time, id ClientID) error {
-	i, ok := e.byID[id]
-	if !ok {
-		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	i, err := e.lookup(id)
+	if err != nil {
+		return err
 	}
 	e.setOnline(i, false)
 	return nil
@@ -234,9 +243,9 @@ func (e *Engine) Disconnect(now time.Time, id ClientID) error {
 
 // Progress renews the lease of an upgrade in flight.
 func (e *Engine) Progress(now time.Time, id ClientID, bytesDone uint64) error {
-	i, ok := e.byID[id]
-	if !ok {
-		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	i, err := e.lookup(id)
+	if err != nil {
+		return err
 	}
 	en := &e.ents[i]
 	if en.state != StateUpgrading {
@@ -258,9 +267,9 @@ func (e *Engine) Progress(now time.Time, id ClientID, bytesDone uint64) error {
 
 // Fail records a failed upgrade attempt reported by the client.
 func (e *Engine) Fail(now time.Time, id ClientID, reason string) error {
-	i, ok := e.byID[id]
-	if !ok {
-		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	i, err := e.lookup(id)
+	if err != nil {
+		return err
 	}
 	if e.ents[i].state != StateUpgrading {
 		return Errorf(CodeNotUpgrading, "client %s is %s, not upgrading", id, e.ents[i].state)
@@ -363,9 +372,9 @@ type JumpAnswer struct {
 // jumps). waiter (non-zero) is told through Output.JumpReady when the client
 // becomes current.
 func (e *Engine) Jump(now time.Time, id ClientID, waiter uint64) (JumpAnswer, error) {
-	i, ok := e.byID[id]
-	if !ok {
-		return JumpAnswer{}, Errorf(CodeUnknownClient, "unknown client %s", id)
+	i, err := e.lookup(id)
+	if err != nil {
+		return JumpAnswer{}, err
 	}
 	t := ms(now)
 	en := &e.ents[i]
@@ -485,9 +494,9 @@ func (e *Engine) applyRelease(r *Release) {
 
 // Retry gives a failed client a fresh set of attempts.
 func (e *Engine) Retry(now time.Time, id ClientID) error {
-	i, ok := e.byID[id]
-	if !ok {
-		return Errorf(CodeUnknownClient, "unknown client %s", id)
+	i, err := e.lookup(id)
+	if err != nil {
+		return err
 	}
 	if e.ents[i].state != StateFailed {
 		return Errorf(CodeBadRequest, "client %s is %s, not failed", id, e.ents[i].state)

@@ -902,7 +902,22 @@ func (srv *Server) enroll(token string, kind engine.Kind) (engine.ClientID, [32]
 	return id, secret, nil
 }
 
-// engineToWire maps engine error codes to the wire catalogue.
+// engineCodes maps engine error codes to the wire catalogue; any other
+// engine code is internal on the wire.
+var engineCodes = map[engine.Code]wire.ErrCode{
+	engine.CodeBadKind:        wire.CodeBadKind,
+	engine.CodeBadVersion:     wire.CodeBadVersion,
+	engine.CodeBadPlatform:    wire.CodeBadPlatform,
+	engine.CodeUnknownClient:  wire.CodeUnknownClient,
+	engine.CodeUnknownRelease: wire.CodeUnknownRelease,
+	engine.CodeNotUpgrading:   wire.CodeNotUpgrading,
+	engine.CodeKindMismatch:   wire.CodeKindMismatch,
+	engine.CodeOverloaded:     wire.CodeOverloaded,
+	engine.CodeClosed:         wire.CodeShuttingDown,
+	engine.CodeBadRequest:     wire.CodeBadRequest,
+}
+
+// engineToWire maps engine errors to the wire catalogue.
 func engineToWire(err error) *wire.Error {
 	var ee *engine.Error
 	if !errors.As(err, &ee) {
@@ -911,28 +926,9 @@ func engineToWire(err error) *wire.Error {
 		}
 		return &wire.Error{Code: wire.CodeInternal, Msg: "internal error"}
 	}
-	code := wire.CodeInternal
-	switch ee.Code {
-	case engine.CodeBadKind:
-		code = wire.CodeBadKind
-	case engine.CodeBadVersion:
-		code = wire.CodeBadVersion
-	case engine.CodeBadPlatform:
-		code = wire.CodeBadPlatform
-	case engine.CodeUnknownClient:
-		code = wire.CodeUnknownClient
-	case engine.CodeUnknownRelease:
-		code = wire.CodeUnknownRelease
-	case engine.CodeNotUpgrading:
-		code = wire.CodeNotUpgrading
-	case engine.CodeKindMismatch:
-		code = wire.CodeKindMismatch
-	case engine.CodeOverloaded:
-		code = wire.CodeOverloaded
-	case engine.CodeClosed:
-		code = wire.CodeShuttingDown
-	case engine.CodeBadRequest:
-		code = wire.CodeBadRequest
+	code, ok := engineCodes[ee.Code]
+	if !ok {
+		code = wire.CodeInternal
 	}
 	return &wire.Error{Code: code, Msg: ee.Msg}
 }
