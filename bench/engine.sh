@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 machine="$(nproc) × ${cpu:-unknown CPU}, $($GO env GOVERSION), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
-b1="go test -run '^\$' -bench 'EngineHeartbeat|EngineJump' -benchtime 2s -count 3 ./engine/"
+b1="go test -run '^\$' -bench 'EngineHeartbeat|EngineJump|NodeHeartbeat' -benchtime 2s -count 3 ./engine/"
 b2="go test -run '^\$' -bench EngineCheckInDurable -benchtime 300000x -count 3 ./engine/"
 b3="go test -run '^\$' -bench StoreRecover -benchtime 1x -count 3 ./engine/"
 for c in "$b1" "$b2" "$b3"; do echo "engine.sh: $c" >&2; eval "$c" | tee -a "$work/bench.txt" >&2; done
@@ -40,6 +40,7 @@ simf() { sed -n "${1}p" "$work/sim.jsonl" | sed -n "s/.*\"$2\":\([-0-9.eE+a-z]*\
 	echo "|---|---:|---:|---|"
 	echo "| heartbeat decisions/s (current client's check-in) | $(metric BenchmarkEngineHeartbeat decisions/s) | ≥ 2,000,000 | \`$b1\` |"
 	echo "| jumps/s (normal → jump lane, with position) | $(metric BenchmarkEngineJump jumps/s) | — | same |"
+	echo "| heartbeat through the Node (256 callers): CPU µs each | $(metric BenchmarkNodeHeartbeat cpu_us/heartbeat) | — | same |"
 	echo "| durable state-changing check-ins/s (Node, Pebble on disk, Sync, 256 callers) | $(metric BenchmarkEngineCheckInDurable checkins/s) | ≥ 100,000 | \`$b2\` |"
 	echo "| Pebble alone, same records, one committer, same batch size | $(metric BenchmarkEngineCheckInDurable pebble_keys/s) keys/s | | same run |"
 	echo "| ratio engine ÷ Pebble alone (same batch size) | $(metric BenchmarkEngineCheckInDurable ratio_vs_pebble) | | same run |"
@@ -50,11 +51,11 @@ simf() { sed -n "${1}p" "$work/sim.jsonl" | sed -n "s/.*\"$2\":\([-0-9.eE+a-z]*\
 	echo
 	echo "Rollout simulations (virtual time, in process, deterministic per seed):"
 	echo
-	echo "| run | upgraded | failed | violations | max in flight | makespan s | bound s | ratio | jump→start p99 s | passive late beyond 24 h | wall s |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| run | upgraded | failed | violations | max in flight | makespan s | bound s | ratio | jump→start p99 s | passive late max s | passive late beyond 24 h | wall s |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	n=1
 	for s in "$s1" "$s2" "$s3" "$s4"; do
-		echo "| \`$s\` | $(simf $n upgraded) | $(simf $n failed) | $(simf $n violations) | $(simf $n max_in_flight) | $(simf $n makespan_s) | $(simf $n bound_s) | $(simf $n makespan_ratio | cut -c1-6) | $(simf $n jump_wait_p99_s) | $(simf $n passive_late_beyond_period) | $(simf $n wall_s | cut -c1-5) |"
+		echo "| \`$s\` | $(simf $n upgraded) | $(simf $n failed) | $(simf $n violations) | $(simf $n max_in_flight) | $(simf $n makespan_s) | $(simf $n bound_s) | $(simf $n makespan_ratio | cut -c1-6) | $(simf $n jump_wait_p99_s) | $(simf $n passive_late_max_s) | $(simf $n passive_late_beyond_period) | $(simf $n wall_s | cut -c1-5) |"
 		n=$((n + 1))
 	done
 	echo
