@@ -35,6 +35,9 @@ type Config struct {
 	Listen string `json:"listen"`
 	// DisableQUIC serves clients over TLS/TCP only.
 	DisableQUIC bool `json:"disable_quic"`
+	// QUICSockets is how many UDP sockets share the QUIC port
+	// (SO_REUSEPORT), each with its own read loop and receive buffer.
+	QUICSockets int `json:"quic_sockets"`
 	// Admin is the admin API listener (HTTPS). Keep it on loopback or a
 	// management network.
 	Admin string `json:"admin"`
@@ -94,6 +97,7 @@ func DefaultConfig() Config {
 		EventQueue:        65536,
 		EventRing:         65536,
 		ReleaseBodyLimit:  64 << 20,
+		QUICSockets:       4,
 		AcceptRate:        2000,
 		AcceptBurst:       500,
 		MaxConns:          1_000_000,
@@ -128,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReleaseBodyLimit == 0 {
 		c.ReleaseBodyLimit = d.ReleaseBodyLimit
+	}
+	if c.QUICSockets == 0 {
+		c.QUICSockets = d.QUICSockets
 	}
 	if c.AcceptRate == 0 {
 		c.AcceptRate = d.AcceptRate
@@ -167,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReleaseBodyLimit < 1<<10 || c.ReleaseBodyLimit > 4<<30 {
 		bad("release-body-limit %d: want 1 KiB..4 GiB", c.ReleaseBodyLimit)
+	}
+	if c.QUICSockets < 1 || c.QUICSockets > 64 {
+		bad("quic-sockets %d: want 1..64", c.QUICSockets)
 	}
 	if !(c.AcceptRate > 0) || c.AcceptBurst < 1 || c.MaxConns < 1 {
 		bad("accept-rate, accept-burst and max-conns must be positive")
@@ -247,6 +257,7 @@ var options = []option{
 	strOpt("data", "data directory (store, certificate, keys, packages, jumpctl.json)", func(c *Config) *string { return &c.Data }),
 	strOpt("listen", "client listener, TLS over TCP and QUIC over UDP", func(c *Config) *string { return &c.Listen }),
 	boolOpt("disable-quic", "serve clients over TLS/TCP only", func(c *Config) *bool { return &c.DisableQUIC }),
+	intOpt("quic-sockets", "UDP sockets sharing the QUIC port (SO_REUSEPORT), each with its own read loop", func(c *Config) *int { return &c.QUICSockets }),
 	strOpt("admin", "admin API listener (HTTPS)", func(c *Config) *string { return &c.Admin }),
 	strOpt("nats-url", "external NATS URL; empty runs an embedded NATS server", func(c *Config) *string { return &c.NATSURL }),
 	strOpt("nats-listen", "embedded NATS listener (port 0: any free port)", func(c *Config) *string { return &c.NATSListen }),

@@ -24,6 +24,7 @@ func (b *Broker) startTransport() error {
 		Listen:            b.cfg.Listen,
 		TLS:               &tls.Config{Certificates: []tls.Certificate{b.cert}},
 		DisableQUIC:       b.cfg.DisableQUIC,
+		QUICSockets:       b.cfg.QUICSockets,
 		StatelessResetKey: resetKey,
 		AcceptRate:        b.cfg.AcceptRate,
 		AcceptBurst:       b.cfg.AcceptBurst,

@@ -41,6 +41,13 @@ type Config struct {
 	TLS *tls.Config
 	// DisableQUIC serves TLS only.
 	DisableQUIC bool
+	// QUICSockets is how many UDP sockets share the QUIC port
+	// (SO_REUSEPORT; the kernel spreads clients over them by address
+	// hash, and each has its own quic-go read loop and receive buffer).
+	// One socket's single read loop and its receive buffer (capped by
+	// net.core.rmem_max) overflow when tens of thousands of clients
+	// connect at once. Default 4; 1 to 64.
+	QUICSockets int
 	// StatelessResetKey lets the QUIC listener answer packets of
 	// connections it does not know (those of a previous broker process,
 	// after a crash) with a stateless reset, so their clients reconnect at
@@ -126,6 +133,7 @@ func (c *Config) Validate() error {
 	}
 	defi(&c.AcceptBurst, 500)
 	defi(&c.MaxHandshakes, 256)
+	defi(&c.QUICSockets, 4)
 	defi(&c.MaxConns, 1_000_000)
 	def(&c.HandshakeTimeout, 10*time.Second)
 	def(&c.FirstFrameTimeout, 10*time.Second)
@@ -159,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.AcceptRate > 0) || c.AcceptBurst < 1 {
 		bad("accept rate and burst must be positive")
+	}
+	if c.QUICSockets < 1 || c.QUICSockets > 64 {
+		bad("quic sockets %d: want 1 to 64", c.QUICSockets)
 	}
 	if c.MaxHandshakes < 1 || c.MaxConns < 1 || c.MaxConnsPerIP < 0 {
 		bad("max handshakes and max conns must be positive, max conns per IP >= 0")

@@ -55,8 +55,7 @@ type Server struct {
 	mu        sync.Mutex // guards the fields below
 	started   bool
 	tcpLn     net.Listener
-	quicLn    *quic.Listener
-	quicTr    *quic.Transport // owns the UDP socket quicLn listens on; closed last
+	quic      []quicSock // one per UDP socket on the QUIC port; transports closed last
 	httpLn    *chanListener
 	rejectLn  *chanListener
 	httpSrv   *http.Server
@@ -169,11 +168,11 @@ func (srv *Server) Start() error {
 	if s, err := srv.node.Settings(srv.ctx); err == nil {
 		srv.applySettings(s)
 	}
-	tcpLn, quicLn, quicTr, err := srv.listen()
+	tcpLn, qs, err := srv.listen()
 	if err != nil {
 		return err
 	}
-	srv.tcpLn, srv.quicLn, srv.quicTr = tcpLn, quicLn, quicTr
+	srv.tcpLn, srv.quic = tcpLn, qs
 	srv.httpLn = newChanListener(tcpLn.Addr())
 	srv.rejectLn = newChanListener(tcpLn.Addr())
 	srv.httpSrv = srv.newHTTPServer()
@@ -183,8 +182,8 @@ func (srv *Server) Start() error {
 	srv.goFn(func() { _ = srv.httpSrv.Serve(srv.httpLn) })
 	srv.goFn(func() { _ = srv.rejectSrv.Serve(srv.rejectLn) })
 	srv.goFn(func() { srv.acceptTCP(tcpLn) })
-	if quicLn != nil {
-		srv.goFn(func() { srv.acceptQUIC(quicLn) })
+	for _, q := range qs {
+		srv.goFn(func() { srv.acceptQUIC(q.ln) })
 	}
 	for range srv.cfg.PushWorkers {
 		srv.goFn(srv.pushWorker)
@@ -200,66 +199,29 @@ func (srv *Server) goFn(fn func()) {
 	}()
 }
 
-// listen binds TCP, then UDP on the same port number. With port 0 a
-// clash on UDP is retried with another TCP port. QUIC runs on a
-// quic.Transport of our own (not quic.ListenAddr's) so that it carries
-// Config.StatelessResetKey: after a crash the restarted broker answers a
-// packet of a connection it does not know with a stateless reset, and the
-// client learns at once that it must reconnect instead of waiting for its
-// idle timeout.
-func (srv *Server) listen() (net.Listener, *quic.Listener, *quic.Transport, error) {
+// listen binds TCP, then UDP on the same port number (QUICSockets
+// sockets, see quicsock.go). With port 0 a clash on UDP is retried with
+// another TCP port.
+func (srv *Server) listen() (net.Listener, []quicSock, error) {
 	host, port, _ := net.SplitHostPort(srv.cfg.Listen)
 	for attempt := 0; ; attempt++ {
 		tl, err := net.Listen("tcp", srv.cfg.Listen)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("server: listen tcp: %w", err)
+			return nil, nil, fmt.Errorf("server: listen tcp: %w", err)
 		}
 		if srv.cfg.DisableQUIC {
-			return tl, nil, nil, nil
+			return tl, nil, nil
 		}
 		p := tl.Addr().(*net.TCPAddr).Port
-		ql, tr, err := srv.listenQUIC(net.JoinHostPort(host, strconv.Itoa(p)))
+		qs, err := srv.listenQUIC(net.JoinHostPort(host, strconv.Itoa(p)))
 		if err == nil {
-			return tl, ql, tr, nil
+			return tl, qs, nil
 		}
 		_ = tl.Close()
 		if port != "0" || attempt >= 10 {
-			return nil, nil, nil, fmt.Errorf("server: listen udp: %w", err)
+			return nil, nil, fmt.Errorf("server: listen udp: %w", err)
 		}
 	}
-}
-
-func (srv *Server) listenQUIC(addr string) (*quic.Listener, *quic.Transport, error) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	uc, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return nil, nil, err
-	}
-	tr := &quic.Transport{Conn: uc, StatelessResetKey: srv.cfg.StatelessResetKey}
-	ql, err := tr.Listen(srv.quicConf, &quic.Config{
-		HandshakeIdleTimeout:  srv.cfg.HandshakeTimeout,
-		MaxIdleTimeout:        srv.cfg.IdleTimeout,
-		MaxIncomingStreams:    1,
-		MaxIncomingUniStreams: -1,
-		Allow0RTT:             false, // Auth must never ride in 0-RTT data
-		// Clients send small frames (the largest is a Hello or an
-		// Enroll): small receive windows keep an idle connection's
-		// flow-control state and buffering small. The stream window
-		// still holds a few pipelined ChunkRequests.
-		InitialStreamReceiveWindow:     16 << 10,
-		MaxStreamReceiveWindow:         64 << 10,
-		InitialConnectionReceiveWindow: 24 << 10,
-		MaxConnectionReceiveWindow:     96 << 10,
-	})
-	if err != nil {
-		_ = tr.Close()
-		_ = uc.Close()
-		return nil, nil, err
-	}
-	return ql, tr, nil
 }
 
 // Addrs returns the bound TCP and UDP addresses (udp nil without QUIC).
@@ -269,8 +231,8 @@ func (srv *Server) Addrs() (tcp, udp net.Addr) {
 	if srv.tcpLn != nil {
 		tcp = srv.tcpLn.Addr()
 	}
-	if srv.quicLn != nil {
-		udp = srv.quicLn.Addr()
+	if len(srv.quic) > 0 {
+		udp = srv.quic[0].ln.Addr()
 	}
 	return tcp, udp
 }
@@ -784,8 +746,8 @@ func (srv *Server) closeListeners() {
 	if srv.tcpLn != nil {
 		_ = srv.tcpLn.Close()
 	}
-	if srv.quicLn != nil {
-		_ = srv.quicLn.Close()
+	for _, q := range srv.quic {
+		_ = q.ln.Close()
 	}
 }
 
@@ -814,13 +776,9 @@ func (srv *Server) Close() error {
 	srv.reg.each(func(s *session) { s.close() })
 	srv.wg.Wait()
 	srv.mu.Lock()
-	tr := srv.quicTr
-	srv.quicTr = nil
+	qs := srv.quic
+	srv.quic = nil
 	srv.mu.Unlock()
-	if tr != nil {
-		// The transport does not own the socket it was given.
-		_ = tr.Close()
-		_ = tr.Conn.Close()
-	}
+	closeQUIC(qs)
 	return nil
 }
