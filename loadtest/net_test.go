@@ -2,7 +2,11 @@ package loadtest
 
 import (
 	"net"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"jumpfleet/transport/wire"
 )
@@ -54,5 +58,63 @@ func TestNetDialerSpreadsSources(t *testing.T) {
 	_ = q.Close() // idempotent
 	if cfg := q.config(wire.KindActive); cfg.QUICTransport != nil {
 		t.Fatal("a closed dialer still hands out a shared socket")
+	}
+}
+
+// TestProcCPU: the /proc readers the storm's machine bound rests on parse
+// a stat line whose command name holds spaces and parentheses, see this
+// process and a child it starts, and count only what was spent between
+// two readings.
+func TestProcCPU(t *testing.T) {
+	line := "4242 (jump (load) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 3 4 20 0 9 0 123 456 789"
+	cpu, err := parseStatCPU(line)
+	if err != nil || cpu != 3.25 {
+		t.Fatalf("parseStatCPU = %v, %v; want 3.25 s (250+75 ticks)", cpu, err)
+	}
+	if _, err := parseStatCPU("4242 jumpload S 1"); err == nil {
+		t.Fatal("a line without a command name parsed")
+	}
+	if _, err := parseStatCPU("4242 (x) S 1 2 3"); err == nil {
+		t.Fatal("a short line parsed")
+	}
+
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sleep(1) to start a child: %v", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	tree, err := treeCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tree[os.Getpid()]; !ok {
+		t.Fatalf("treeCPU misses this process: %v", tree)
+	}
+	if _, ok := tree[cmd.Process.Pid]; !ok {
+		t.Fatalf("treeCPU misses child %d: %v", cmd.Process.Pid, tree)
+	}
+	if busy, err := machineBusy(); err != nil || busy <= 0 {
+		t.Fatalf("machineBusy = %v, %v", busy, err)
+	}
+
+	before := map[int]float64{1: 2, 2: 5}
+	after := map[int]float64{1: 3.5, 2: 5, 3: 0.25} // 3 was born in between
+	if got := cpuSince(before, after); got != 1.75 {
+		t.Fatalf("cpuSince = %v, want 1.75", got)
+	}
+}
+
+// TestStormBound: the ratio is judged against broker + load CPU over the
+// cores, and the broker-only bound is kept beside it.
+func TestStormBound(t *testing.T) {
+	b := stormBound{Window: 3 * time.Second, Cores: 2, BrokerCPU: 1.5, LoadCPU: 2.5, Clients: 5000}
+	if b.broker() != 0.75 || b.machine() != 2 || b.ratio() != 1.5 {
+		t.Fatalf("broker %v machine %v ratio %v; want 0.75, 2, 1.5", b.broker(), b.machine(), b.ratio())
+	}
+	if s := b.String(); !strings.Contains(s, "= 1.50x") || !strings.Contains(s, "300 µs per client") {
+		t.Fatalf("note %q", s)
+	}
+	if (stormBound{Window: time.Second, Cores: 2}).ratio() != 0 {
+		t.Fatal("a bound of zero CPU gives a ratio")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -280,6 +281,14 @@ func (r *run) jump(ctx context.Context) error {
 
 // storm restarts the broker once every persistent client is connected and
 // measures how long until all of them are back and checked in.
+//
+// Two bounds say how fast that could have been. The broker bound is the
+// broker's CPU time over the window ÷ cores. The machine bound adds the
+// CPU time of every load process (this one and its children): on one
+// machine the load generator does the client half of every handshake on
+// the same cores, so the broker alone could never have had them all. The
+// ratio is judged against the machine bound. Both count the work actually
+// done, shed and retried attempts included.
 func (r *run) storm(ctx context.Context) error {
 	if r.b.Restarter == nil {
 		return errors.New("storm: this broker cannot be restarted by jumpload (use --spawn or --protocol inproc)")
@@ -290,16 +299,33 @@ func (r *run) storm(ctx context.Context) error {
 		return err
 	}
 	w := r.begin(ctx)
+	down := time.Now()
 	if err := r.b.Restarter.Restart(ctx); err != nil {
 		return fmt.Errorf("storm: restart the broker: %w", err)
 	}
 	up := time.Now()
+	tree0, terr := treeCPU(os.Getpid())
+	busy0, berr := machineBusy()
 	if w.server {
 		// The CPU counter restarted with the process.
 		w.cpu0 = 0
 	}
-	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Reconnected >= persistent })
+	// When each tenth of the fleet was back tells idle time (a long tail of
+	// clients asleep in their backoff) from a saturated machine (an even
+	// climb).
+	var tenths []string
+	next := int64(1)
+	err := r.until(ctx, cfg.Timeout, func() bool {
+		n := r.fl.snapshot().Reconnected
+		for next <= 10 && n*10 >= next*persistent {
+			tenths = append(tenths, fmt.Sprintf("%d%%=%.2fs", next*10, time.Since(up).Seconds()))
+			next++
+		}
+		return n >= persistent
+	})
 	back := time.Since(up)
+	tree1, terr1 := treeCPU(os.Getpid())
+	busy1, berr1 := machineBusy()
 	var cpu float64
 	if w.server {
 		var perr error
@@ -309,11 +335,68 @@ func (r *run) storm(ctx context.Context) error {
 	}
 	w.end(ctx)
 	r.sum.ReconnectS = ptr(back.Seconds())
-	r.note("reconnect_s runs from the restarted broker accepting again to the last persistent client's check-in (%d clients)", persistent)
+	r.note("reconnect_s runs from the restarted broker accepting again to the last persistent client's check-in (%d clients); "+
+		"the restart took %.2fs; back by then: %s", persistent, up.Sub(down).Seconds(), strings.Join(tenths, " "))
+	if terr == nil && terr1 == nil {
+		other := -1.0
+		if berr == nil && berr1 == nil {
+			other = busy1 - busy0
+		}
+		r.stormBounds(back, tree0, tree1, other, persistent)
+	} else {
+		r.note("machine bound not measured: %v", errors.Join(terr, terr1))
+	}
 	if err != nil {
 		return fmt.Errorf("storm: %d of %d persistent clients reconnected: %w", r.fl.snapshot().Reconnected, persistent, err)
 	}
 	return nil
+}
+
+// stormBounds works out the broker and machine bounds of a storm from the
+// CPU times of this process tree at the start and end of the window.
+// busy is every process's CPU time over the window (-1: unknown).
+func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, busy float64, n int64) {
+	cores := float64(runtime.NumCPU())
+	all := cpuSince(tree0, tree1)
+	var broker float64
+	if p, ok := r.b.Restarter.(interface{ Pid() int }); ok && p.Pid() != 0 {
+		broker = cpuSince(map[int]float64{p.Pid(): tree0[p.Pid()]}, map[int]float64{p.Pid(): tree1[p.Pid()]})
+	}
+	b := stormBound{Window: back, Cores: cores, BrokerCPU: broker, LoadCPU: all - broker, Clients: n}
+	r.note("%s", b)
+	if busy >= 0 {
+		// Other sessions' builds and tests on the same cores make the
+		// window longer without adding to the bound; say how much.
+		r.note("the whole machine was busy %.0f%% of the window; processes outside this run took %.2f core-seconds of it",
+			100*busy/(cores*back.Seconds()), max(0, busy-all))
+	}
+}
+
+// stormBound is a storm's reconnect time against what the CPU allows.
+type stormBound struct {
+	Window             time.Duration
+	Cores              float64
+	BrokerCPU, LoadCPU float64 // seconds over the window
+	Clients            int64
+}
+
+func (b stormBound) broker() float64  { return b.BrokerCPU / b.Cores }
+func (b stormBound) machine() float64 { return (b.BrokerCPU + b.LoadCPU) / b.Cores }
+
+// ratio is the reconnect time over the machine bound (0 when unmeasured).
+func (b stormBound) ratio() float64 {
+	if m := b.machine(); m > 0 {
+		return b.Window.Seconds() / m
+	}
+	return 0
+}
+
+func (b stormBound) String() string {
+	per := func(s float64) float64 { return s / float64(max(b.Clients, 1)) * 1e6 }
+	return fmt.Sprintf("reconnect %.2fs vs machine bound %.2fs = %.2fx (the ratio uses the machine bound: the load generator does the client half "+
+		"of every handshake on the same %.0f cores); broker-only bound %.2fs; CPU over the window: broker %.2fs (%.0f µs per client), "+
+		"load processes %.2fs (%.0f µs per client)", b.Window.Seconds(), b.machine(), b.ratio(), b.Cores, b.broker(),
+		b.BrokerCPU, per(b.BrokerCPU), b.LoadCPU, per(b.LoadCPU))
 }
 
 // until polls cond until it holds, the timeout passes or ctx ends.

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -233,6 +234,127 @@ func (s *Spawned) Restart(ctx context.Context) error {
 	}
 	s.Restarts++
 	return s.start(ctx)
+}
+
+// Pid is the running broker's process id (0 while it is stopped); the
+// storm scenario reads its CPU time from /proc.
+func (s *Spawned) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on
+// every Linux architecture Go runs on (the kernel fixes it for the ABI).
+const clockTicks = 100
+
+// procCPU reads a process's user + system CPU seconds from /proc.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU takes utime and stime (fields 14 and 15) from a
+// /proc/<pid>/stat line. The command name (field 2) may hold spaces and
+// parentheses, so fields are counted after its last ')'.
+func parseStatCPU(stat string) (float64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("proc stat: no command name in %.40q", stat)
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("proc stat: %d fields", len(f)+2)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("proc stat: %w", err)
+	}
+	return float64(ut+st) / clockTicks, nil
+}
+
+// treeCPU reads the CPU seconds of root and of every descendant alive now
+// (from /proc/<pid>/task/<tid>/children), by pid. Processes that vanish
+// while it reads are skipped.
+func treeCPU(root int) (map[int]float64, error) {
+	out := map[int]float64{}
+	todo := []int{root}
+	for len(todo) > 0 {
+		pid := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if _, seen := out[pid]; seen {
+			continue
+		}
+		cpu, err := procCPU(pid)
+		if err != nil {
+			if pid == root {
+				return nil, err
+			}
+			continue
+		}
+		out[pid] = cpu
+		tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+		for _, t := range tasks {
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "children"))
+			if err != nil {
+				continue
+			}
+			for _, c := range strings.Fields(string(b)) {
+				if n, err := strconv.Atoi(c); err == nil {
+					todo = append(todo, n)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// machineBusy reads the CPU seconds all cores have spent busy since boot
+// (the first line of /proc/stat: everything but idle and iowait), to tell
+// how much of a window other processes on the machine took.
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("proc stat: first line %.40q", line)
+	}
+	var busy uint64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc stat: %w", err)
+		}
+		// Fields: user nice system idle iowait irq softirq steal guest
+		// guest_nice; guest time is already counted in user.
+		if i != 3 && i != 4 && i < 8 {
+			busy += n
+		}
+	}
+	return float64(busy) / clockTicks, nil
+}
+
+// cpuSince is the CPU time processes spent between two treeCPU readings;
+// a process born in between counts from zero, one that died is lost
+// (neither happens to the broker and load processes inside a storm's
+// window).
+func cpuSince(before, after map[int]float64) float64 {
+	var sum float64
+	for pid, c := range after {
+		sum += c - before[pid]
+	}
+	return sum
 }
 
 // Close stops the broker and removes a data directory Spawn made.
