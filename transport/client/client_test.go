@@ -2,11 +2,15 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,5 +100,65 @@ func TestVerify(t *testing.T) {
 	_, _ = f.WriteAt([]byte("x"), int64(len(data)))
 	if c := code(VerifyFile(offer, f)); c != wire.CodeSizeMismatch {
 		t.Fatalf("long file: %s", c)
+	}
+}
+
+// TestBackoffAfterRefused: a refused connection (a restarting server's
+// closed port, from a real dial) waits at most RefusedMax however many
+// attempts came before, while a shed connection (reset, EOF) and a
+// retry-after keep their own rules.
+func TestBackoffAfterRefused(t *testing.T) {
+	const seed = 7
+	t.Logf("seed %d", seed)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, refused := Dial(ctx, Config{Addr: addr, PinSHA256: make([]byte, 32)})
+	if !Refused(refused) {
+		t.Fatalf("dial to a closed port: %v, not refused", refused)
+	}
+	if Refused(io.EOF) || Refused(syscall.ECONNRESET) {
+		t.Fatal("EOF or reset taken for refused")
+	}
+
+	b := NewBackoff(100*time.Millisecond, 5*time.Second, seed)
+	var longest time.Duration
+	for n := range 200 {
+		d := b.NextAfter(refused)
+		if d < 0 || d > DefaultRefusedMax {
+			t.Fatalf("refused attempt %d: %v outside [0, %v]", n, d, DefaultRefusedMax)
+		}
+		longest = max(longest, d)
+	}
+	if longest < DefaultRefusedMax/2 {
+		t.Fatalf("refused waits never grew: longest %v of 200", longest)
+	}
+	// The attempts counted: a shed connection now backs off up to Max.
+	longest = 0
+	for range 200 {
+		d := b.NextAfter(syscall.ECONNRESET)
+		if d < 0 || d > 5*time.Second {
+			t.Fatalf("reset: %v outside [0, 5s]", d)
+		}
+		longest = max(longest, d)
+	}
+	if longest <= DefaultRefusedMax {
+		t.Fatalf("reset waits capped like refused ones: longest %v", longest)
+	}
+	ra := &wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: 3000}
+	if d := b.NextAfter(ra); d < 3*time.Second || d > 6*time.Second {
+		t.Fatalf("retry-after 3s gave %v", d)
+	}
+	// RefusedMax never exceeds Max.
+	small := NewBackoff(10*time.Millisecond, 200*time.Millisecond, seed)
+	for range 50 {
+		if d := small.NextAfter(refused); d > 200*time.Millisecond {
+			t.Fatalf("refused wait %v above Max 200ms", d)
+		}
 	}
 }
