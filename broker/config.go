@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,14 @@ type Config struct {
 	// ReleaseBodyLimit caps POST /v1/releases (it may carry package bytes).
 	ReleaseBodyLimit int64 `json:"release_body_limit"`
 	// AcceptRate and AcceptBurst pace new client connections (token bucket);
-	// MaxConns caps open client connections.
+	// MaxConns caps open client connections. The default rate is
+	// DefaultAcceptRatePerCore per core: about what the cores can
+	// handshake, so that after a restart the bucket does not hold back
+	// reconnections the CPU could serve (at 2,000/s it paced 15,000 TLS
+	// clients to 7.5 s on 2 cores that needed ~5 s). Overload is stopped
+	// by the handshake cap (transport/server MaxHandshakes: beyond it a
+	// connection is closed before TLS), the handshake deadline and the
+	// connection caps, not by this bucket.
 	AcceptRate  float64 `json:"accept_rate"`
 	AcceptBurst int     `json:"accept_burst"`
 	MaxConns    int     `json:"max_conns"`
@@ -86,6 +94,12 @@ type Config struct {
 	Out io.Writer `json:"-"`
 }
 
+// DefaultAcceptRatePerCore is the default accept rate per core: one core
+// does ~3,000 TLS 1.3 handshakes with authentication and a check-in per
+// second (302–325 µs of broker CPU each in the storm runs of
+// bench/RESULTS.md on the 2-core machine).
+const DefaultAcceptRatePerCore = 3000
+
 // DefaultConfig returns the defaults (what Validate fills in).
 func DefaultConfig() Config {
 	return Config{
@@ -98,7 +112,7 @@ func DefaultConfig() Config {
 		EventRing:         65536,
 		ReleaseBodyLimit:  64 << 20,
 		QUICSockets:       4,
-		AcceptRate:        2000,
+		AcceptRate:        DefaultAcceptRatePerCore * float64(runtime.NumCPU()),
 		AcceptBurst:       500,
 		MaxConns:          1_000_000,
 		ShutdownTimeout:   events.Duration(30 * time.Second),
