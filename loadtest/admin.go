@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"jumpfleet/adminapi"
@@ -137,4 +138,70 @@ func ParseMetrics(text []byte, names ...string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// brokerSampleEvery is how often watchBroker reads the broker's status.
+const brokerSampleEvery = 250 * time.Millisecond
+
+// watchBroker samples the broker's own in-flight count (Control.Status)
+// every brokerSampleEvery, from now until the returned stop is called;
+// stop ends the sampling goroutine, waits for it and writes the most seen
+// and the samples above the broker's max_concurrent into the summary.
+// Unlike the client-observed figures, these are the broker's word: a
+// violation here is an engine bug, not a measuring artefact.
+func (r *run) watchBroker(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		mu                  sync.Mutex
+		samples, maxN, over int64
+		errs                int64
+		lastErr             error
+	)
+	sample := func() {
+		st, err := r.b.Control.Status(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				errs++
+				lastErr = err
+			}
+			return
+		}
+		samples++
+		maxN = max(maxN, int64(st.InFlight))
+		if st.InFlight > st.MaxConcurrent {
+			over++
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(brokerSampleEvery)
+		defer t.Stop()
+		for {
+			sample()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			mu.Lock()
+			defer mu.Unlock()
+			if errs > 0 {
+				r.note("broker status unreadable %d times while sampling its in-flight count: %v", errs, lastErr)
+			}
+			if samples == 0 {
+				return
+			}
+			r.sum.BrokerMaxInFlight, r.sum.BrokerOverLimitSamples, r.sum.BrokerSamples = &maxN, &over, &samples
+		})
+	}
 }

@@ -74,10 +74,19 @@ type agent struct {
 	version engine.Version
 	rng     *rand.Rand
 	epoch   int64
-	// queued is when a check-in first answered pending or upgrading (zero:
-	// never, queued at publish); turned that its first start is recorded.
-	queued time.Time
-	turned bool
+	// queued and acked are when the first check-in answered pending or
+	// upgrading was sent and answered (zero: never, queued at publish);
+	// turned that its first start is recorded.
+	queued, acked time.Time
+	turned        bool
+	// flying is whether this agent's client-observed upgrade interval is
+	// open (see beginFlight): it opens when an offer arrives and closes the
+	// first time the agent sends what completes the attempt, so it is
+	// always inside the broker's slot and never reopens for the same offer.
+	flying bool
+	// upgraded is whether the broker has answered it current on the
+	// target version (counted once).
+	upgraded bool
 }
 
 func newFleet(cfg *Config, d Dialer, rec *Recorder, shard, shards int) *fleet {
@@ -266,9 +275,16 @@ func (f *fleet) checkIn(ctx context.Context, a *agent, c AgentConn, flags uint8)
 		}
 		return ans, false
 	}
-	f.rec.CheckIn(time.Since(t0))
+	now := time.Now()
+	f.rec.CheckIn(now.Sub(t0))
+	if !a.upgraded && ans.State == engine.StateCurrent && a.version == f.cfg.ToVersion {
+		// Whichever check-in first lands on the new version (the
+		// post-install one, or a later one if that answer was lost).
+		a.upgraded = true
+		f.rec.Upgraded(now)
+	}
 	if a.queued.IsZero() && (ans.State == engine.StatePending || ans.State == engine.StateUpgrading) {
-		a.queued = t0
+		a.queued, a.acked = t0, now
 	}
 	if e := f.epoch.Load(); a.epoch < e && a.spec.Kind.Persistent() {
 		a.epoch = e
@@ -400,15 +416,15 @@ func (f *fleet) serve(ctx context.Context, a *agent, c AgentConn, tick <-chan ti
 // or ok false when the old connection broke.
 func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (AgentConn, bool) {
 	now := time.Now()
-	f.rec.UpgradeStarted(a.id.ID, now)
+	f.beginFlight(a, now)
 	if !a.turned {
 		a.turned = true
-		f.rec.Turn(a.queued, now, a.spec.Kind == engine.KindPassive)
+		f.rec.Turn(a.queued, a.acked, now, a.spec.Kind == engine.KindPassive)
 	}
 	if err := c.Fetch(ctx, o); err != nil {
 		code := CodeOf(err)
 		f.rec.Error(code)
-		f.rec.UpgradeEnded()
+		f.endFlight(a) // before the Fail, or as the attempt is abandoned
 		if failCode, ok := clientFailCodes[code]; ok {
 			// The package is bad, not the connection: say so.
 			f.rec.Failed()
@@ -417,43 +433,59 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (Ag
 		return nil, false
 	}
 	if !sleepCtx(ctx, f.upgradeTime(a)) {
-		f.rec.UpgradeEnded()
+		f.endFlight(a)
 		return nil, false
 	}
 	if f.cfg.FailRate > 0 && a.rng.Float64() < f.cfg.FailRate {
 		f.rec.Failed()
-		f.rec.UpgradeEnded()
+		f.endFlight(a)
 		return nil, c.Fail(ctx, 36, "install_failed: simulated by jumpload") == nil
 	}
+	// Done is the first message of the completion: the interval ends just
+	// before it is sent, whatever becomes of it or of the post-install
+	// check-in (a lost answer does not reopen it: the broker may well have
+	// freed the slot and started someone else).
+	f.endFlight(a)
 	if err := c.Done(ctx); err != nil && ctx.Err() == nil {
 		f.rec.Error(CodeOf(err))
 	}
 	// The agent restarts on the new version.
 	c.Close()
 	a.version = o.Target
-	var nc AgentConn
-	for nc == nil {
-		nc = f.dial(ctx, a, 0)
+	nc := f.dial(ctx, a, 0)
+	for {
 		if nc == nil {
-			f.rec.UpgradeEnded()
 			return nil, false
 		}
-		f.rec.UpgradeEnded() // just before the check-in that frees the slot
-		ans, ok := f.checkIn(ctx, a, nc, FlagPostUpgrade)
-		if !ok {
-			f.rec.UpgradeResumed() // still ours until a check-in lands
-			nc = f.reconnect(ctx, a, nc)
-			if nc == nil {
-				f.rec.UpgradeEnded()
-				return nil, false
-			}
-			continue
+		// checkIn counts the client upgraded once an answer says current.
+		if _, ok := f.checkIn(ctx, a, nc, FlagPostUpgrade); ok {
+			return nc, true
 		}
-		if ans.State == engine.StateCurrent {
-			f.rec.Upgraded(time.Now())
-		}
+		nc = f.reconnect(ctx, a, nc)
 	}
-	return nc, true
+}
+
+// beginFlight opens the agent's client-observed upgrade interval when an
+// offer reaches it, unless one is already open (a re-offer of the same
+// slot after a reconnect is not a new upgrade).
+func (f *fleet) beginFlight(a *agent, now time.Time) {
+	if a.flying {
+		return
+	}
+	a.flying = true
+	f.rec.UpgradeStarted(a.id.ID, now)
+}
+
+// endFlight closes the interval, once: just before the agent sends Done or
+// Fail, or as it abandons the attempt (its connection broke or the run
+// ended). Closing early only shrinks the interval, so it stays inside the
+// broker's slot, which ends no earlier than the broker hears of the end.
+func (f *fleet) endFlight(a *agent) {
+	if !a.flying {
+		return
+	}
+	a.flying = false
+	f.rec.UpgradeEnded()
 }
 
 // clientFailCodes maps a verification failure to the wire Fail code.
@@ -470,13 +502,21 @@ func (f *fleet) upgradeTime(a *agent) time.Duration {
 }
 
 // runPassive is a passive Jump client: it checks in at start-up, then at
-// least every PassivePeriod (the 24-hour check-in, scaled), after console
-// contacts and tray requests (ExtraCheckIns per period, at random), and
-// early when the broker's retry-after says its turn is coming. Between
-// check-ins it is offline.
+// least once every PassivePeriod since its previous check-in (the 24-hour
+// timer, scaled), after console contacts and tray requests (ExtraCheckIns
+// per period, at random), and early when the broker's retry-after says its
+// turn is coming. Between check-ins it is offline.
+//
+// While it is queued it also never stays away longer than pendingCap: its
+// turn can pass at any moment while it is offline (a slot frees and an
+// online client queued after it takes it, as work conservation wants), and
+// it only learns so at its next check-in, where the broker tells it it is
+// overdue and it lingers for the next free slot. Coming back within a
+// period less the linger keeps it within one period of its turn; see
+// pendingCap for what that costs.
 func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 	period := f.cfg.PassivePeriod
-	// The daily check-in happens at a random phase of the period.
+	// The first daily check-in happens at a random phase of the period.
 	nextPeriodic := time.Now().Add(time.Duration(a.rng.Int64N(int64(period))))
 	flags := FlagStartup
 	counted := false
@@ -486,22 +526,27 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 				return
 			}
 		}
+		at := time.Now()
 		ans, ok := f.checkIn(ctx, a, c, flags)
 		if ok && !counted {
 			counted = true
 			f.enrolled.Add(1)
 		}
 		retry := time.Duration(0)
+		queued, overdue := false, false
 		if ok {
 			retry = ans.RetryAfter
-			// Near its turn: upgrading, close to the front, or told its turn
-			// has already come (retry-after 0 while pending).
-			near := ans.State == engine.StateUpgrading ||
-				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent) ||
-				(ans.State == engine.StatePending && ans.RetryAfter == 0)
+			queued = ans.State == engine.StatePending || ans.State == engine.StateUpgrading
+			// Told its turn has already come: retry-after 0 while pending.
+			overdue = ans.State == engine.StatePending && ans.RetryAfter == 0
+			// Near its turn: upgrading, close to the front, or overdue.
+			near := ans.State == engine.StateUpgrading || overdue ||
+				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent)
 			if near {
 				c = f.lingerForOffer(ctx, a, c)
 			}
+			// Any answered check-in restarts the 24-hour timer.
+			nextPeriodic = at.Add(period)
 		}
 		if c != nil {
 			retry = max(retry, c.RetryAfter())
@@ -524,8 +569,19 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 				wait, why = extra, FlagConsole|FlagUser
 			}
 		}
-		if a.version != f.cfg.ToVersion && retry > 0 && retry < wait {
-			wait, why = retry, 0
+		if a.version != f.cfg.ToVersion && queued {
+			if retry > 0 && retry < wait {
+				wait, why = retry, 0
+			}
+			if capd := at.Add(f.pendingCap()).Sub(now); capd < wait {
+				wait, why = capd, 0
+			}
+			if overdue && f.cfg.PassiveLinger < wait {
+				// Overdue, and the linger passed without a free slot: its
+				// turn has come, so it asks again at once rather than a
+				// period later.
+				wait, why = f.cfg.PassiveLinger, 0
+			}
 		}
 		if !ok {
 			wait = f.backoff(a, 3, retry)
@@ -535,6 +591,26 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			return
 		}
 	}
+}
+
+// pendingCap is the longest a queued passive client stays away: one period
+// less twice its linger (the linger it may spend waiting for the slot once
+// it is back, and as much again for the check-in and the offer on a busy
+// machine), never less than half a period. A client whose turn passes just
+// after it left is then back, told it is overdue, and offered the next free
+// slot within pendingCap + linger < one period of its turn. The cost: a
+// queued client checks in at least every pendingCap instead of every
+// period, about period/(period−2·linger) times as often (1.07× at the
+// default 60 s period and 2 s linger, 1.02× at 240 s); its other
+// check-ins (retry-after, extra ones) restart the count, so most queued
+// clients pay nothing extra. In the field the broker's own retry-after cap
+// (engine Config.MaxRetryAfter, 1 h of a 24 h period) bounds this much
+// more tightly; a time-scaled run cannot afford that cap scaled down
+// (2.5 s at the default time scale: every queued client would hand-shake
+// every 2.5 s), so the agent keeps the bound the issue asks for instead.
+func (f *fleet) pendingCap() time.Duration {
+	p, l := f.cfg.PassivePeriod, f.cfg.PassiveLinger
+	return max(p-2*l, p/2)
 }
 
 // lateOffer handles an offer that reached a passive client as it was

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -187,5 +188,210 @@ func TestPassiveLateness(t *testing.T) {
 	}
 	if w, b, j := passiveLateness(nil, time.Second); w != 0 || b != 0 || j != 0 {
 		t.Fatalf("no turns: %v %d %d", w, b, j)
+	}
+}
+
+// scriptConn is an AgentConn whose check-ins follow a script: each call
+// takes the next answer or error. It records what the agent sent.
+type scriptConn struct {
+	answers []error // nil: answer current; else fail with it
+	sent    *[]string
+	closed  chan struct{}
+}
+
+func (c *scriptConn) CheckIn(_ context.Context, v engine.Version, _ uint8) (Answer, error) {
+	*c.sent = append(*c.sent, "checkin")
+	if len(c.answers) > 0 {
+		err := c.answers[0]
+		c.answers = c.answers[1:]
+		if err != nil {
+			return Answer{}, err
+		}
+	}
+	return Answer{State: engine.StateCurrent, Target: v}, nil
+}
+func (c *scriptConn) Heartbeat(context.Context) error { return nil }
+func (c *scriptConn) Offers() <-chan Offer            { return nil }
+func (c *scriptConn) Fetch(context.Context, Offer) error {
+	*c.sent = append(*c.sent, "fetch")
+	return nil
+}
+func (c *scriptConn) Done(context.Context) error {
+	*c.sent = append(*c.sent, "done")
+	return nil
+}
+func (c *scriptConn) Fail(context.Context, uint16, string) error {
+	*c.sent = append(*c.sent, "fail")
+	return nil
+}
+func (c *scriptConn) Closed() <-chan struct{}   { return c.closed }
+func (c *scriptConn) RetryAfter() time.Duration { return 0 }
+func (c *scriptConn) Close() error              { return nil }
+
+// scriptDialer hands out the scripted connections in order.
+type scriptDialer struct{ conns []*scriptConn }
+
+func (d *scriptDialer) Enroll(context.Context, string, AgentSpec) (Identity, AgentConn, error) {
+	return Identity{}, nil, &codedError{code: "auth_failed"}
+}
+func (d *scriptDialer) Dial(context.Context, Identity) (AgentConn, error) {
+	if len(d.conns) == 0 {
+		return nil, &codedError{code: "refused", msg: "script exhausted"}
+	}
+	c := d.conns[0]
+	d.conns = d.conns[1:]
+	return c, nil
+}
+func (d *scriptDialer) DialConsole(context.Context, string) (ConsoleConn, error) {
+	return nil, &codedError{code: "auth_failed"}
+}
+
+// TestLostCompletionAnswerDoesNotReopenTheInterval: an agent whose
+// post-install check-in answer is lost (the broker may have freed the slot
+// and started someone else) must not count the upgrade in flight again.
+// Its interval runs from the offer to just before Done, once.
+func TestLostCompletionAnswerDoesNotReopenTheInterval(t *testing.T) {
+	var sent []string
+	lost := &codedError{code: "closed", msg: "answer lost"}
+	d := &scriptDialer{conns: []*scriptConn{
+		{answers: []error{lost}, sent: &sent, closed: make(chan struct{})}, // answer lost
+		{sent: &sent, closed: make(chan struct{})},                         // lands
+	}}
+	cfg := Config{Scenario: ScenarioRollout, Active: 1, MaxConcurrent: 1, UpgradeTime: time.Millisecond,
+		ReconnectBase: time.Millisecond, ReconnectMax: time.Millisecond, GiveUpAfter: 50 * time.Millisecond, Seed: 1}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := NewRecorder(1)
+	rec.trackFlight()
+	f := newFleet(&cfg, d, rec, 0, 1)
+	defer f.stop()
+	a := &agent{spec: AgentSpec{Kind: engine.KindActive}, version: cfg.FromVersion, rng: rand.New(rand.NewPCG(1, 1))}
+	first := &scriptConn{sent: &sent, closed: make(chan struct{})}
+	nc, ok := f.upgrade(f.ctx, a, first, Offer{Target: cfg.ToVersion})
+	if !ok || nc == nil {
+		t.Fatalf("upgrade: conn %v ok %v", nc, ok)
+	}
+	if got := strings.Join(sent, " "); got != "fetch done checkin checkin" {
+		t.Fatalf("agent sent %q", got)
+	}
+	ev := rec.takeFlight()
+	if len(ev) != 2 || ev[0] <= 0 || ev[1] >= 0 {
+		t.Fatalf("in-flight changes %v: want one start and one end", ev)
+	}
+	s := rec.Snapshot()
+	if s.InFlight != 0 || s.MaxInFlight != 1 || s.Upgraded != 1 || a.flying {
+		t.Fatalf("in flight %d, max %d, upgraded %d, still flying %v", s.InFlight, s.MaxInFlight, s.Upgraded, a.flying)
+	}
+	// A genuinely new offer opens a new interval.
+	if _, ok := f.upgrade(f.ctx, a, &scriptConn{sent: &sent, closed: make(chan struct{})}, Offer{Target: cfg.ToVersion}); ok {
+		t.Fatal("second upgrade: the script has no connection left, want ok false")
+	}
+	if ev := rec.takeFlight(); len(ev) != 2 || ev[0] <= 0 || ev[1] >= 0 {
+		t.Fatalf("second offer: in-flight changes %v, want one start and one end", ev)
+	}
+}
+
+// TestFlightMergesProcesses replays the in-flight changes of several load
+// processes: one slot handed from an agent of one process to an agent of
+// another is never two in flight, and real overlaps are counted.
+func TestFlightMergesProcesses(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	const procs, slots, rounds = 3, 4, 200
+	// Each slot passes from one agent to the next: the previous holder's
+	// end (its Done) strictly precedes the next offer, which goes to an
+	// agent of a random process.
+	events := make([][]int64, procs)
+	base := int64(1_000_000_000)
+	for s := range slots {
+		t0 := base + int64(s)
+		for range rounds {
+			p := rng.IntN(procs)
+			start := t0 + 1 + rng.Int64N(5)
+			end := start + 1 + rng.Int64N(50)
+			events[p] = append(events[p], start, -end)
+			t0 = end
+		}
+	}
+	var all []int64
+	for _, e := range events {
+		all = append(all, e...)
+	}
+	if m, v := flightMax(all, slots); m != slots || v != 0 {
+		t.Fatalf("max %d, violations %d: want %d, 0", m, v, slots)
+	}
+	// An end and a start at the same instant are a hand-over, not overlap.
+	if m, v := flightMax([]int64{10, -20, 20, -30}, 1); m != 1 || v != 0 {
+		t.Fatalf("hand-over at one instant: max %d, violations %d", m, v)
+	}
+	// A start before the previous end is one.
+	if m, v := flightMax([]int64{10, -20, 19, -30}, 1); m != 2 || v != 1 {
+		t.Fatalf("overlap: max %d, violations %d, want 2, 1", m, v)
+	}
+}
+
+// TestPassiveLatenessIgnoresOverlappingCheckIns: two passive clients whose
+// check-ins overlapped may have been queued by the broker in either order,
+// so neither is late for the other; one that sent its check-in after the
+// other's answer was queued after it.
+func TestPassiveLatenessIgnoresOverlappingCheckIns(t *testing.T) {
+	const s = int64(time.Second)
+	turns := []Turn{
+		{Queued: 10 * s, Acked: 12 * s, Start: 90 * s, Passive: true},
+		{Queued: 11 * s, Acked: 11*s + s/2, Start: 20 * s, Passive: true}, // overlapped the first
+	}
+	if w, b, j := passiveLateness(turns, 60*time.Second); w != 0 || b != 0 || j != 2 {
+		t.Fatalf("overlapping check-ins: worst %v, beyond %d, judged %d", w, b, j)
+	}
+	turns = append(turns, Turn{Queued: 13 * s, Acked: 13 * s, Start: 25 * s, Passive: true}) // after both
+	if w, b, _ := passiveLateness(turns, 60*time.Second); w != 65*time.Second || b != 1 {
+		t.Fatalf("worst %v, beyond %d: want 65s, 1", w, b)
+	}
+}
+
+// TestWatchBrokerSamplesTheBrokersCount reads the broker's own in-flight
+// count while a rollout runs on InProc.
+func TestWatchBrokerSamplesTheBrokersCount(t *testing.T) {
+	_, br := inproc(t)
+	cfg := Config{Scenario: ScenarioRollout, Active: 40, MaxConcurrent: 3, UpgradeTime: 100 * time.Millisecond, Seed: 4}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{cfg: &cfg, b: br, rec: NewRecorder(cfg.MaxConcurrent)}
+	ctx := context.Background()
+	if err := br.Control.Configure(ctx, cfg.MaxConcurrent, time.Minute, false); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := br.Control.Installer(ctx, engine.KindActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := newFleet(&cfg, br.Dialer, r.rec, 0, 1)
+	r.fl = fl
+	defer fl.stop()
+	if err := fl.start(ctx, map[engine.Kind]string{engine.KindActive: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.until(ctx, 20*time.Second, func() bool { return fl.snapshot().Enrolled == 40 }); err != nil {
+		t.Fatal(err)
+	}
+	stop := r.watchBroker(ctx)
+	if err := br.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, 1024); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.until(ctx, 30*time.Second, func() bool { return fl.snapshot().Upgraded == 40 }); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	stop() // idempotent
+	s := r.sum
+	if s.BrokerMaxInFlight == nil || s.BrokerOverLimitSamples == nil || s.BrokerSamples == nil {
+		t.Fatalf("not sampled: %+v", s)
+	}
+	if *s.BrokerSamples < 2 || *s.BrokerMaxInFlight < 1 || *s.BrokerMaxInFlight > 3 || *s.BrokerOverLimitSamples != 0 {
+		t.Fatalf("%d samples, broker max in flight %d, over the limit %d: want ≥2, 1..3, 0",
+			*s.BrokerSamples, *s.BrokerMaxInFlight, *s.BrokerOverLimitSamples)
 	}
 }

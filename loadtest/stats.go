@@ -159,9 +159,12 @@ func (r *Recorder) Online(delta int64) { r.online.Add(delta) }
 
 // UpgradeStarted records that a client received its upgrade offer. The
 // client-side in-flight count rises; a count above max_concurrent is a
-// violation. Agents lower it (UpgradeEnded) just before the message that
-// lets the broker free the slot, so the count never runs ahead of the
-// broker's and every violation seen is real.
+// violation. Agents lower it (UpgradeEnded) just before the first message
+// of the attempt's end (Done or Fail), or when they abandon it, and never
+// raise it again for the same offer: each client's interval lies inside
+// the broker's slot (which starts before the offer is sent and ends after
+// that message arrives), so the count never runs ahead of the broker's and
+// every violation seen is real.
 func (r *Recorder) UpgradeStarted(id [16]byte, now time.Time) {
 	n := r.inFlight.Add(1)
 	for {
@@ -185,22 +188,24 @@ func (r *Recorder) UpgradeStarted(id [16]byte, now time.Time) {
 	r.mu.Unlock()
 }
 
-// Turn is one client's first upgrade start and when it joined the queue
-// (its first check-in answered pending or upgrading; 0: queued when the
-// release was published, as online persistent clients are), both
-// UnixNano. Turns from every process together give the passive clients'
-// lateness (passiveLateness).
+// Turn is one client's first upgrade start and when it joined the queue:
+// Queued is when it sent its first check-in answered pending or upgrading
+// and Acked when that answer arrived (both 0: queued when the release was
+// published, as online persistent clients are), all UnixNano. Turns from
+// every process together give the passive clients' lateness
+// (passiveLateness).
 type Turn struct {
 	Queued  int64 `json:"q"`
+	Acked   int64 `json:"a,omitempty"`
 	Start   int64 `json:"s"`
 	Passive bool  `json:"p,omitempty"`
 }
 
 // Turn records a client's first upgrade start (see Turn).
-func (r *Recorder) Turn(queued, start time.Time, passive bool) {
+func (r *Recorder) Turn(queued, acked, start time.Time, passive bool) {
 	t := Turn{Start: start.UnixNano(), Passive: passive}
 	if !queued.IsZero() {
-		t.Queued = queued.UnixNano()
+		t.Queued, t.Acked = queued.UnixNano(), max(acked.UnixNano(), queued.UnixNano())
 	}
 	r.mu.Lock()
 	r.turns = append(r.turns, t)
@@ -219,35 +224,35 @@ func (r *Recorder) takeTurns() []Turn {
 // passiveLateness measures, for each passive client, how long after its
 // turn its upgrade started, as engine/sim does: its turn is the first
 // start of any client queued after it (had it been online, it would have
-// had that slot). It returns the worst lateness, how many passive clients
+// had that slot). "After it" is judged from what the clients saw: a client
+// that sent its check-in after this one had its answer was certainly
+// queued after it by the broker; two check-ins that overlapped are not
+// ordered (the broker may have taken either first), so neither is late
+// for the other. It returns the worst lateness, how many passive clients
 // started more than period after their turn, and how many were judged.
 func passiveLateness(turns []Turn, period time.Duration) (worst time.Duration, beyond, judged int64) {
 	ts := append([]Turn(nil), turns...)
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Queued < ts[j].Queued })
-	suffixMin := int64(math.MaxInt64)
-	for i := len(ts) - 1; i >= 0; {
-		// Clients queued at the same instant are not after one another.
-		j := i
-		for j >= 0 && ts[j].Queued == ts[i].Queued {
-			j--
+	// suffix[i] is the first start among ts[i:].
+	suffix := make([]int64, len(ts)+1)
+	suffix[len(ts)] = math.MaxInt64
+	for i := len(ts) - 1; i >= 0; i-- {
+		suffix[i] = min(suffix[i+1], ts[i].Start)
+	}
+	for _, x := range ts {
+		if !x.Passive {
+			continue
 		}
-		for k := i; k > j; k-- {
-			if !ts[k].Passive {
-				continue
+		judged++
+		acked := max(x.Acked, x.Queued)
+		j := sort.Search(len(ts), func(i int) bool { return ts[i].Queued > acked })
+		if turn := suffix[j]; turn != math.MaxInt64 && x.Start > turn {
+			l := time.Duration(x.Start - turn)
+			worst = max(worst, l)
+			if l > period {
+				beyond++
 			}
-			judged++
-			if suffixMin != math.MaxInt64 && ts[k].Start > suffixMin {
-				l := time.Duration(ts[k].Start - suffixMin)
-				worst = max(worst, l)
-				if l > period {
-					beyond++
-				}
-			}
 		}
-		for k := i; k > j; k-- {
-			suffixMin = min(suffixMin, ts[k].Start)
-		}
-		i = j
 	}
 	return worst, beyond, judged
 }
@@ -258,17 +263,6 @@ func (r *Recorder) UpgradeEnded() {
 	r.mu.Lock()
 	if r.track {
 		r.flight = append(r.flight, -time.Now().UnixNano())
-	}
-	r.mu.Unlock()
-}
-
-// UpgradeResumed counts an upgrade in flight again (its completing
-// check-in did not land and will be retried) without a new start.
-func (r *Recorder) UpgradeResumed() {
-	r.inFlight.Add(1)
-	r.mu.Lock()
-	if r.track {
-		r.flight = append(r.flight, time.Now().UnixNano())
 	}
 	r.mu.Unlock()
 }
@@ -467,6 +461,14 @@ type Summary struct {
 	MaxConcurrent int      `json:"max_concurrent"`
 	MaxInFlight   int64    `json:"max_in_flight"`
 	Violations    int64    `json:"violations"`
+	// BrokerMaxInFlight is the most upgrades in flight the broker itself
+	// reported (its status, sampled every brokerSampleEvery during rollout
+	// and jump); BrokerOverLimitSamples counts samples above the broker's
+	// own max_concurrent, BrokerSamples the samples taken. Null when not
+	// sampled.
+	BrokerMaxInFlight      *int64 `json:"broker_max_in_flight"`
+	BrokerOverLimitSamples *int64 `json:"broker_over_limit_samples"`
+	BrokerSamples          *int64 `json:"broker_samples"`
 
 	Jumps           int64    `json:"jumps"`
 	JumpToStartP50s *float64 `json:"jump_to_start_p50_s"`
