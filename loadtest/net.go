@@ -42,6 +42,16 @@ type NetDialer struct {
 	// its open-files limit (20,000 here); one socket for all would make
 	// one receive queue the bottleneck.
 	QUICSockets int
+	// QUICKeepAlive and QUICIdleTimeout override the client library's
+	// QUIC keep-alive (15 s) and quic-go's idle timeout (30 s). After a
+	// broker crash a QUIC client hears of it only when it next sends: its
+	// keep-alive reaches the restarted broker, which answers with a
+	// stateless reset; a client whose reset is lost waits for its idle
+	// timeout. So the keep-alive bounds when a crashed broker's clients
+	// start to come back, and the idle timeout bounds the last of them; a
+	// shorter keep-alive costs one packet each way per client per period
+	// (docs/TRANSPORT.md, storm). 0: the library's defaults.
+	QUICKeepAlive, QUICIdleTimeout time.Duration
 
 	seq    atomic.Uint64 // round-robin over sources and sockets
 	qmu    sync.Mutex
@@ -72,6 +82,13 @@ func (d *NetDialer) config(role wire.Kind) client.Config {
 		}
 	case "quic":
 		cfg.QUICTransport = d.quicTransport()
+		if d.QUICKeepAlive > 0 || d.QUICIdleTimeout > 0 {
+			ka := d.QUICKeepAlive
+			if ka == 0 {
+				ka = client.DefaultQUICKeepAlive
+			}
+			cfg.QUIC = &quic.Config{KeepAlivePeriod: ka, MaxIdleTimeout: d.QUICIdleTimeout}
+		}
 	}
 	return cfg
 }

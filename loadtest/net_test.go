@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"jumpfleet/transport/client"
 	"jumpfleet/transport/wire"
 )
 
@@ -116,5 +117,26 @@ func TestStormBound(t *testing.T) {
 	}
 	if (stormBound{Window: time.Second, Cores: 2}).ratio() != 0 {
 		t.Fatal("a bound of zero CPU gives a ratio")
+	}
+}
+
+// TestNetDialerQUICTimers: the storm's QUIC keep-alive and idle timeout
+// reach the client library's QUIC config, and unset they leave its
+// defaults alone.
+func TestNetDialerQUICTimers(t *testing.T) {
+	d := &NetDialer{Addr: "127.0.0.1:1", Protocol: "quic", QUICSockets: 1, QUICIdleTimeout: 12 * time.Second}
+	defer d.Close()
+	cfg := d.config(wire.KindActive)
+	if cfg.QUIC == nil || cfg.QUIC.KeepAlivePeriod != client.DefaultQUICKeepAlive || cfg.QUIC.MaxIdleTimeout != 12*time.Second {
+		t.Fatalf("quic config %+v; want the default keep-alive and a 12s idle timeout", cfg.QUIC)
+	}
+	d.QUICKeepAlive = 4 * time.Second
+	if cfg := d.config(wire.KindActive); cfg.QUIC.KeepAlivePeriod != 4*time.Second {
+		t.Fatalf("keep-alive %v, want 4s", cfg.QUIC.KeepAlivePeriod)
+	}
+	plain := &NetDialer{Addr: "127.0.0.1:1", Protocol: "quic", QUICSockets: 1}
+	defer plain.Close()
+	if cfg := plain.config(wire.KindActive); cfg.QUIC != nil {
+		t.Fatalf("no timers set, yet QUIC config %+v", cfg.QUIC)
 	}
 }

@@ -367,8 +367,16 @@ func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, busy
 	if busy >= 0 {
 		// Other sessions' builds and tests on the same cores make the
 		// window longer without adding to the bound; say how much.
-		r.note("the whole machine was busy %.0f%% of the window; processes outside this run took %.2f core-seconds of it",
-			100*busy/(cores*back.Seconds()), max(0, busy-all))
+		others := max(0, busy-all)
+		note := fmt.Sprintf("the whole machine was busy %.0f%% of the window; processes outside this run took %.2f core-seconds of it",
+			100*busy/(cores*back.Seconds()), others)
+		if others > 0.05*cores*back.Seconds() {
+			// They took cores the run would have used: the window grows,
+			// the bound does not, and the ratio overstates the run's own
+			// idle time. Only a quiet machine judges the target.
+			note += " (not a quiet machine: the ratio overstates idle time)"
+		}
+		r.note("%s", note)
 	}
 }
 
