@@ -432,6 +432,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (Ag
 		}
 		return nil, false
 	}
+	f.rec.Fetch.Record(time.Since(now))
 	if !sleepCtx(ctx, f.upgradeTime(a)) {
 		f.endFlight(a)
 		return nil, false
@@ -446,6 +447,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (Ag
 	// check-in (a lost answer does not reopen it: the broker may well have
 	// freed the slot and started someone else).
 	f.endFlight(a)
+	doneAt := time.Now()
 	if err := c.Done(ctx); err != nil && ctx.Err() == nil {
 		f.rec.Error(CodeOf(err))
 	}
@@ -459,6 +461,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (Ag
 		}
 		// checkIn counts the client upgraded once an answer says current.
 		if _, ok := f.checkIn(ctx, a, nc, FlagPostUpgrade); ok {
+			f.rec.Restart.Record(time.Since(doneAt))
 			return nc, true
 		}
 		nc = f.reconnect(ctx, a, nc)

@@ -55,6 +55,9 @@ func TestRolloutConvergesWithinTheLimit(t *testing.T) {
 	if s.MakespanS == nil || s.BoundS == nil || *s.BoundS <= 0 || *s.MakespanS <= 0 {
 		t.Fatalf("makespan %v bound %v: want both measured", s.MakespanS, s.BoundS)
 	}
+	if s.SlotFetchMeanS == nil || s.SlotRestartMeanS == nil || s.SlotRestartP99S == nil || *s.SlotRestartP99S <= 0 {
+		t.Fatalf("slot phases not measured: fetch %v, restart %v / %v", s.SlotFetchMeanS, s.SlotRestartMeanS, s.SlotRestartP99S)
+	}
 	// Lateness is real time here, so only its presence is asserted
 	// (TestPassiveLateness checks the figure itself).
 	if s.PassiveLateMaxS == nil || s.PassiveLateBeyondPeriod == nil || s.PassivePeriodS == nil || *s.PassivePeriodS != 0.4 {

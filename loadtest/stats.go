@@ -114,6 +114,10 @@ type Recorder struct {
 	Latency Histogram // check-in round trips
 	Connect Histogram // connection set-up (TLS/QUIC handshake, auth)
 	JumpLag Histogram // jump answered → the client's upgrade started
+	// The parts of a slot the agent sees besides the install itself: Fetch
+	// from the offer to the package verified, Restart from Done to the
+	// answer of the check-in on the new version (reconnect included).
+	Fetch, Restart Histogram
 
 	mu      sync.Mutex
 	flight  []int64 // with trackFlight: +UnixNano of a start, −UnixNano of an end
@@ -363,6 +367,8 @@ type Snapshot struct {
 	Latency      map[int]int64    `json:"latency"`
 	Connect      map[int]int64    `json:"connect"`
 	JumpLag      map[int]int64    `json:"jump_lag"`
+	Fetch        map[int]int64    `json:"fetch,omitempty"`
+	Restart      map[int]int64    `json:"restart,omitempty"`
 	// Flight carries a child's in-flight changes since its previous line,
 	// Turns its first upgrade starts.
 	Flight []int64 `json:"flight,omitempty"`
@@ -377,6 +383,7 @@ func (r *Recorder) Snapshot() Snapshot {
 		MaxInFlight: r.maxFlight.Load(), Violations: r.violations.Load(), Online: r.online.Load(),
 		LastDone: r.lastDone.Load(), Errors: map[string]int64{},
 		Latency: r.Latency.Buckets(), Connect: r.Connect.Buckets(), JumpLag: r.JumpLag.Buckets(),
+		Fetch: r.Fetch.Buckets(), Restart: r.Restart.Buckets(),
 	}
 	r.mu.Lock()
 	for k, v := range r.errors {
@@ -392,7 +399,8 @@ func (r *Recorder) Snapshot() Snapshot {
 // them (an upper bound) and a parent replaces it with the replay of the
 // children's Flight changes (flightMax).
 func Merge(snaps ...Snapshot) Snapshot {
-	out := Snapshot{Errors: map[string]int64{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{}}
+	out := Snapshot{Errors: map[string]int64{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{},
+		Fetch: map[int]int64{}, Restart: map[int]int64{}}
 	for _, s := range snaps {
 		out.Checkins += s.Checkins
 		out.Handshakes += s.Handshakes
@@ -411,7 +419,8 @@ func Merge(snaps ...Snapshot) Snapshot {
 		for k, v := range s.Errors {
 			out.Errors[k] += v
 		}
-		for _, p := range [][2]map[int]int64{{out.Latency, s.Latency}, {out.Connect, s.Connect}, {out.JumpLag, s.JumpLag}} {
+		for _, p := range [][2]map[int]int64{{out.Latency, s.Latency}, {out.Connect, s.Connect}, {out.JumpLag, s.JumpLag},
+			{out.Fetch, s.Fetch}, {out.Restart, s.Restart}} {
 			for k, v := range p[1] {
 				p[0][k] += v
 			}
@@ -470,6 +479,17 @@ type Summary struct {
 	BrokerOverLimitSamples *int64 `json:"broker_over_limit_samples"`
 	BrokerSamples          *int64 `json:"broker_samples"`
 
+	// Where a slot goes besides the install, as the agents see it (rollout
+	// and jump): SlotFetch* from the offer to the package verified,
+	// SlotRestart* from Done to the answer of the check-in on the new
+	// version (the reconnect included); means and p99 in seconds. The
+	// broker holds the slot for these plus the install plus the offer's
+	// delivery; makespan_ratio − 1 is about their share of a slot.
+	SlotFetchMeanS   *float64 `json:"slot_fetch_mean_s"`
+	SlotFetchP99S    *float64 `json:"slot_fetch_p99_s"`
+	SlotRestartMeanS *float64 `json:"slot_restart_mean_s"`
+	SlotRestartP99S  *float64 `json:"slot_restart_p99_s"`
+
 	Jumps           int64    `json:"jumps"`
 	JumpToStartP50s *float64 `json:"jump_to_start_p50_s"`
 	JumpToStartP99s *float64 `json:"jump_to_start_p99_s"`
@@ -512,10 +532,32 @@ func (s *Summary) fill(snap Snapshot, window time.Duration) {
 	s.Upgraded, s.Failed = snap.Upgraded, snap.Failed
 	s.MaxInFlight, s.Violations, s.GaveUp = snap.MaxInFlight, snap.Violations, snap.GaveUp
 	s.Errors = snap.Errors
+	if countOf(snap.Fetch) > 0 {
+		s.SlotFetchMeanS, s.SlotFetchP99S = ptr(meanOf(snap.Fetch).Seconds()), ptr(quantiles(snap.Fetch, 0.99)[0].Seconds())
+	}
+	if countOf(snap.Restart) > 0 {
+		s.SlotRestartMeanS, s.SlotRestartP99S = ptr(meanOf(snap.Restart).Seconds()), ptr(quantiles(snap.Restart, 0.99)[0].Seconds())
+	}
 	if n := countOf(snap.JumpLag); n > 0 {
 		j := quantiles(snap.JumpLag, 0.5, 0.99)
 		s.JumpToStartP50s, s.JumpToStartP99s = ptr(j[0].Seconds()), ptr(j[1].Seconds())
 	}
+}
+
+// meanOf is the mean of merged buckets, each counted at its midpoint.
+func meanOf(b map[int]int64) time.Duration {
+	var n, sum int64
+	for i, c := range b {
+		if i < 0 || i >= histBuckets {
+			continue
+		}
+		n += c
+		sum += c * (histLower(i) + histLower(i+1)) / 2
+	}
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(sum/n) * time.Microsecond
 }
 
 func countOf(b map[int]int64) int64 {
