@@ -60,6 +60,7 @@ var (
 	pipeline = flag.Bool("pipeline", true, "handshake mode: the client pipelines Hello, Auth and the first CheckIn in one write (client.DialAuth)")
 	quicLoad = flag.Int("quic-procs", 1, "idle quic: load processes (each shares one quic.Transport / UDP socket over its connections)")
 	loadOf   = flag.String("load-child", "", "internal: run as a quic load child against this ready JSON")
+	noPoller = flag.Bool("no-poller", false, "server: keep a goroutine per idle TLS session (server.Config.NoPoller), for comparison")
 	classic  = flag.Bool("classic-kex", false, "clients offer only X25519 (no ML-KEM hybrid share): smaller ClientHello, smaller retained TLS buffers")
 )
 
@@ -168,7 +169,7 @@ func runChild() error {
 		}
 		ids := identity.New(db)
 		srv, err := server.New(server.Config{Listen: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
-			AcceptRate: 100_000, AcceptBurst: 20_000, MaxHandshakes: 1024}, node, ids, pkgs, priv.Public().(ed25519.PublicKey))
+			AcceptRate: 100_000, AcceptBurst: 20_000, MaxHandshakes: 1024, NoPoller: *noPoller}, node, ids, pkgs, priv.Public().(ed25519.PublicKey))
 		if err != nil {
 			return err
 		}
@@ -264,7 +265,7 @@ func spawn(kind string, n int) (*childProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-child", kind, "-clients", strconv.Itoa(n))
+	cmd := exec.Command(exe, "-child", kind, "-clients", strconv.Itoa(n), "-no-poller="+strconv.FormatBool(*noPoller))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -48,6 +48,16 @@ type Config struct {
 	// net.core.rmem_max) overflow when tens of thousands of clients
 	// connect at once. Default 4; 1 to 64.
 	QUICSockets int
+	// NoPoller keeps a goroutine per idle TLS connection, blocked in a
+	// shallow read (park.go), instead of parking idle sessions in the
+	// poller (poller.go). For comparison and for systems without epoll.
+	NoPoller bool
+	// ParkAfter is how long an idle TLS session waits for its next frame
+	// on its own goroutine before it parks in the poller (default 250 ms;
+	// negative: at once). Waiting there costs a goroutine; each trip
+	// through the poller costs a few µs of CPU. Busy connections stay on
+	// their goroutine, idle ones (heartbeats every 30 s) cost none.
+	ParkAfter time.Duration
 	// StatelessResetKey lets the QUIC listener answer packets of
 	// connections it does not know (those of a previous broker process,
 	// after a crash) with a stateless reset, so their clients reconnect at
@@ -136,6 +146,7 @@ func (c *Config) Validate() error {
 	defi(&c.QUICSockets, 4)
 	defi(&c.MaxConns, 1_000_000)
 	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.ParkAfter, 250*time.Millisecond)
 	def(&c.FirstFrameTimeout, 10*time.Second)
 	def(&c.Heartbeat, 30*time.Second)
 	def(&c.IdleTimeout, 3*c.Heartbeat)

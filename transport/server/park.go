@@ -1,10 +1,12 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // parkConn sits under a tls.Conn so that an idle session can wait for its
@@ -34,6 +36,48 @@ type parkConn struct {
 	rc      syscall.RawConn    // set by the first park
 	rawRead func(uintptr) bool // p.readRaw, bound once
 	rerr    error              // what readRaw saw
+	got     bool               // readRaw read bytes
+	nowait  bool               // readRaw returns at EAGAIN instead of waiting
+
+	// Deadline tracking, for protocol sessions only (own; set before the
+	// session starts, never for HTTPS connections, whose deadlines
+	// net/http sets from several goroutines).
+	own  bool
+	want time.Time // the read deadline the session asked for
+	set  time.Time // the one on the socket: earlier while a hot wait's stands
+}
+
+// SetReadDeadline records the session's deadline and puts it on the
+// socket (tls.Conn passes its SetReadDeadline through to here).
+func (p *parkConn) SetReadDeadline(t time.Time) error {
+	if !p.own {
+		return p.Conn.SetReadDeadline(t)
+	}
+	p.want = t
+	if p.set.Equal(t) {
+		return nil
+	}
+	p.set = t
+	return p.Conn.SetReadDeadline(t)
+}
+
+// restore puts the session's own deadline back after a hot wait.
+func (p *parkConn) restore() {
+	if !p.set.Equal(p.want) {
+		p.set = p.want
+		_ = p.Conn.SetReadDeadline(p.want)
+	}
+}
+
+// hotPark is park with an earlier deadline, hd; it leaves hd on the
+// socket (restored lazily, before the next read that may block), so a
+// busy connection pays one deadline update per frame, not two.
+func (p *parkConn) hotPark(hd time.Time) error {
+	if hd.Before(p.want) && !p.set.Equal(hd) {
+		p.set = hd
+		_ = p.Conn.SetReadDeadline(hd)
+	}
+	return p.park()
 }
 
 var parkPool = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
@@ -60,6 +104,9 @@ func (p *parkConn) Read(b []byte) (int, error) {
 	if p.nonblock {
 		return 0, errWouldBlock
 	}
+	if p.own {
+		p.restore()
+	}
 	return p.Conn.Read(b)
 }
 
@@ -68,22 +115,45 @@ func (p *parkConn) Read(b []byte) (int, error) {
 // a pooled buffer only once the socket is readable: a parked connection
 // holds no buffer (a plain Read would hold one for the whole wait).
 func (p *parkConn) park() error {
-	if p.rc == nil {
-		sc, ok := p.Conn.(syscall.Conn)
-		if !ok {
-			return p.parkRead()
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return err
-		}
-		p.rc, p.rawRead = rc, p.readRaw
+	if !p.raw() {
+		return p.parkRead()
 	}
-	p.rerr = nil
+	p.rerr, p.nowait = nil, false
 	if err := p.rc.Read(p.rawRead); err != nil {
 		return err
 	}
 	return p.rerr
+}
+
+// tryRead reads what the socket holds without waiting; got is false when
+// it holds nothing. Like park, it fails once the read deadline passed.
+func (p *parkConn) tryRead() (got bool, err error) {
+	if !p.raw() {
+		return false, errors.New("server: connection has no descriptor")
+	}
+	p.restore()
+	p.rerr, p.nowait, p.got = nil, true, false
+	if err := p.rc.Read(p.rawRead); err != nil {
+		return false, err
+	}
+	return p.got, p.rerr
+}
+
+// raw sets up p.rc; false for a connection without a descriptor.
+func (p *parkConn) raw() bool {
+	if p.rc != nil {
+		return true
+	}
+	sc, ok := p.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	p.rc, p.rawRead = rc, p.readRaw
+	return true
 }
 
 // readRaw is the RawConn callback: false asks the runtime to wait for
@@ -97,13 +167,13 @@ func (p *parkConn) readRaw(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			parkPool.Put(bp)
-			return false
+			return p.nowait
 		case err != nil:
 			p.rerr = err
 		case n == 0:
 			p.rerr = io.EOF
 		default:
-			p.buf, p.pending = bp, (*bp)[:n]
+			p.buf, p.pending, p.got = bp, (*bp)[:n], true
 			return true
 		}
 		parkPool.Put(bp)

@@ -56,6 +56,7 @@ type Server struct {
 	started   bool
 	tcpLn     net.Listener
 	quic      []quicSock // one per UDP socket on the QUIC port; transports closed last
+	poller    *poller    // idle TLS sessions wait here without a goroutine; nil with NoPoller
 	httpLn    *chanListener
 	rejectLn  *chanListener
 	httpSrv   *http.Server
@@ -173,6 +174,14 @@ func (srv *Server) Start() error {
 		return err
 	}
 	srv.tcpLn, srv.quic = tcpLn, qs
+	if !srv.cfg.NoPoller {
+		if srv.poller, err = newPoller(srv.reg.session); err != nil {
+			_ = tcpLn.Close()
+			closeQUIC(qs)
+			return fmt.Errorf("server: poller: %w", err)
+		}
+		srv.goFn(srv.poller.run)
+	}
 	srv.httpLn = newChanListener(tcpLn.Addr())
 	srv.rejectLn = newChanListener(tcpLn.Addr())
 	srv.httpSrv = srv.newHTTPServer()
@@ -401,9 +410,10 @@ func (srv *Server) serveTCP(c net.Conn) {
 	// the connection; a new one starts small and, parked shallowly
 	// (park.go), stays small.
 	srv.goFn(func() {
-		defer release()
-		defer g.Dec()
-		s.run()
+		s.run(func() {
+			g.Dec()
+			release()
+		})
 	})
 }
 
@@ -456,12 +466,13 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 		s.sendClose(&wire.Error{Code: wire.CodeOverloaded, RetryAfterMs: srv.retryAfterMs(), Msg: "server at its connection limit"})
 		return
 	}
-	defer release()
 	g := srv.m.connsQUIC
 	g.Inc()
-	defer g.Dec()
 	s := srv.newSession(qs, "quic", nil, func() ([32]byte, error) { return exporter(qc.ConnectionState().TLS) })
-	s.run()
+	s.run(func() {
+		g.Dec()
+		release()
+	})
 }
 
 // quicStream closes the whole QUIC connection with its one stream.
@@ -774,6 +785,11 @@ func (srv *Server) Close() error {
 		rl.Close()
 	}
 	srv.reg.each(func(s *session) { s.close() })
+	srv.mu.Lock()
+	if srv.poller != nil {
+		srv.poller.stop()
+	}
+	srv.mu.Unlock()
 	srv.wg.Wait()
 	srv.mu.Lock()
 	qs := srv.quic

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"errors"
@@ -56,6 +57,15 @@ type session struct {
 	r       *wire.Reader
 	onFrame func(wire.MsgType, []byte) error
 	park    *parkConn // TLS only: shallow parking while idle (park.go)
+	onEnd   func()    // run once when the session ends, on whichever goroutine ends it
+
+	// Parking without a goroutine (poller.go). pstate is shared with
+	// wakers; the rest belongs to the session goroutine.
+	pstate atomic.Int32 // running, parked or wakeRequested
+	polled bool         // socket registered with the poller
+	wakeT  *time.Timer  // fires s.wake at the read deadline while parked
+	armFn  func(uintptr)
+	armErr error
 
 	phase     phase
 	maxFrame  int // negotiated payload limit
@@ -100,6 +110,7 @@ var errSessionClosed = errors.New("session closed")
 func (srv *Server) newSession(conn stream, proto string, park *parkConn, binding func() ([32]byte, error)) *session {
 	s := &session{srv: srv, sid: srv.nextSID.Add(1), conn: conn, proto: proto, binding: binding, park: park}
 	if park != nil {
+		park.own = true
 		s.r = wire.NewReader(&sessReader{tls: conn, p: park}, wire.PreHelloMaxFrame)
 	} else {
 		s.r = wire.NewReader(conn, wire.PreHelloMaxFrame)
@@ -115,18 +126,32 @@ func (srv *Server) newSession(conn stream, proto string, park *parkConn, binding
 	return s
 }
 
-// run serves the session until it ends. Called on the connection's own
-// goroutine; returns after cleanup.
-func (s *session) run() {
+// run serves the session until it ends; onEnd (may be nil) runs once
+// after that, on whichever goroutine ends it. For a TLS session that
+// goes idle, run returns early and the session continues on a fresh
+// goroutine when its peer sends (poller.go). The session holds its own
+// count in the server's WaitGroups from here to end.
+func (s *session) run(onEnd func()) {
+	s.onEnd = onEnd
 	s.srv.sessWG.Add(1)
-	defer s.srv.sessWG.Done()
+	s.srv.wg.Add(1) // the caller's goroutine is counted, so this is never from zero
 	s.srv.reg.addSession(s)
-	defer s.finish()
-	if s.srv.shutting.Load() {
+	switch {
+	case s.srv.shutting.Load():
 		s.sendClose(&wire.Error{Code: wire.CodeShuttingDown, RetryAfterMs: s.srv.retryAfterMs(), Msg: "server is stopping"})
+	case s.srv.closing.Load():
+		// Close has already told every registered session to end.
+	default:
+		s.setReadDeadline(s.srv.now().Add(s.srv.cfg.FirstFrameTimeout))
+		s.loop()
 		return
 	}
-	s.setReadDeadline(s.srv.now().Add(s.srv.cfg.FirstFrameTimeout))
+	s.end()
+}
+
+// loop reads frames until the session ends (and ends it) or parks
+// without a goroutine.
+func (s *session) loop() {
 	for !s.closed.Load() {
 		s.armRead()
 		if s.park != nil {
@@ -137,16 +162,152 @@ func (s *session) run() {
 			continue
 		}
 		if err == errWouldBlock {
-			// The input is drained: send the answers gathered so far in
-			// one write, then wait shallowly (park.go).
-			if err = s.flush(); err == nil {
-				if err = s.park.park(); err == nil {
-					continue
-				}
+			// The input is drained: wait for more (idle).
+			if err = s.idle(); err == nil {
+				continue
+			}
+			if err == errParked {
+				return
 			}
 		}
 		s.fail(err)
+		break
+	}
+	s.end()
+}
+
+var errParked = errors.New("session parked")
+
+// end releases the session (finish), then the caller's resources, then
+// its WaitGroup counts.
+func (s *session) end() {
+	s.finish()
+	if s.onEnd != nil {
+		s.onEnd()
+	}
+	s.srv.sessWG.Done()
+	s.srv.wg.Done()
+}
+
+// idle runs when tls needs bytes the socket has not delivered yet: it
+// sends the answers gathered so far in one write, then waits (awake).
+func (s *session) idle() error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if s.srv.poller == nil {
+		return s.park.park() // on this goroutine, shallowly (park.go)
+	}
+	// A busy connection's next frame usually comes soon: wait for it on
+	// this goroutine for ParkAfter before moving to the poller, whose
+	// round trip (epoll_ctl, the poller's wake-up, a new goroutine) costs
+	// a few µs a frame. Idle connections (heartbeats every 30 s) end up
+	// in the poller, where they cost no goroutine.
+	if hot := s.srv.cfg.ParkAfter; hot > 0 {
+		if hd := s.srv.now().Add(hot); hd.Before(s.rdl) {
+			if err := s.park.hotPark(hd); !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err // bytes, or the connection failed
+			}
+		}
+	}
+	return s.awake()
+}
+
+// awake reads what the socket holds or, when that is nothing, parks the
+// session without a goroutine (errParked). It checks the read deadline
+// itself: a session woken by its deadline's timer must not reach armRead,
+// which would extend the deadline.
+func (s *session) awake() error {
+	for {
+		if s.closed.Load() {
+			return errSessionClosed
+		}
+		if !s.srv.now().Before(s.rdl) {
+			return os.ErrDeadlineExceeded
+		}
+		got, err := s.park.tryRead()
+		if err != nil || got {
+			return err
+		}
+		if ok, err := s.sleep(); ok || err != nil {
+			return cmp.Or(err, errParked)
+		}
+		// A wake came in while parking: look again.
+	}
+}
+
+// resume continues a woken session on its fresh goroutine.
+func (s *session) resume() {
+	switch err := s.awake(); err {
+	case errParked:
 		return
+	case nil:
+		s.loop()
+	default:
+		s.fail(err)
+		s.end()
+	}
+}
+
+// Park states. A waker that finds the session running leaves
+// wakeRequested, so a session that is about to park looks again instead.
+const (
+	running int32 = iota
+	parked
+	wakeRequested
+)
+
+// sleep arms the read-deadline timer and the poller, then parks. It
+// reports false if a wake came in meanwhile (the caller looks again).
+// Once it reports true the session belongs to whoever wakes it. A socket
+// the poller refuses is waited on by this goroutine (park.go) instead.
+func (s *session) sleep() (bool, error) {
+	if d := s.rdl.Sub(s.srv.now()); s.wakeT == nil {
+		s.wakeT = time.AfterFunc(d, s.wake)
+	} else {
+		s.wakeT.Reset(d)
+	}
+	if s.armFn == nil {
+		s.armFn = s.armPoll
+	}
+	s.armErr = nil
+	if err := s.park.rc.Control(s.armFn); err != nil {
+		return false, err // closed
+	}
+	if s.armErr != nil {
+		s.srv.debugSometimes("poller refused a socket; waiting on its goroutine", zap.Error(s.armErr))
+		return false, s.park.park()
+	}
+	s.polled = true
+	if s.pstate.CompareAndSwap(running, parked) {
+		return true, nil
+	}
+	s.pstate.Store(running)
+	return false, nil
+}
+
+func (s *session) armPoll(fd uintptr) {
+	s.armErr = s.srv.poller.arm(int(fd), s.sid, !s.polled)
+}
+
+// wake continues a parked session on a fresh goroutine (counted by the
+// session's own WaitGroup count, taken in run). Readability, the read
+// deadline's timer and close call it, from any goroutine.
+func (s *session) wake() {
+	for {
+		switch s.pstate.Load() {
+		case parked:
+			if s.pstate.CompareAndSwap(parked, running) {
+				go s.resume()
+				return
+			}
+		case running:
+			if s.pstate.CompareAndSwap(running, wakeRequested) {
+				return
+			}
+		default:
+			return
+		}
 	}
 }
 
@@ -343,6 +504,7 @@ func (s *session) close() {
 		s.closed.Store(true)
 		_ = s.conn.Close()
 	})
+	s.wake() // a parked session has no goroutine to notice
 }
 
 // kick disconnects the session from another goroutine, counting why.
@@ -375,6 +537,9 @@ func (s *session) finish() {
 	s.srv.reg.removeSession(s)
 	if s.park != nil {
 		s.park.release()
+	}
+	if s.wakeT != nil {
+		s.wakeT.Stop()
 	}
 	if s.pkg != nil {
 		_ = s.pkg.f.Close()
