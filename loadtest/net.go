@@ -50,7 +50,8 @@ type NetDialer struct {
 	// timeout. So the keep-alive bounds when a crashed broker's clients
 	// start to come back, and the idle timeout bounds the last of them; a
 	// shorter keep-alive costs one packet each way per client per period
-	// (docs/TRANSPORT.md, storm). 0: the library's defaults.
+	// (client.DefaultQUICKeepAlive has the measurements). 0: the
+	// library's defaults.
 	QUICKeepAlive, QUICIdleTimeout time.Duration
 
 	seq    atomic.Uint64 // round-robin over sources and sockets

@@ -76,11 +76,30 @@ type Config struct {
 }
 
 // DefaultQUICKeepAlive is how often an idle QUIC connection sends a
-// PING. It keeps NAT bindings (often 30 s for UDP) and the 30 s idle
-// timeout from ending a quiet connection, and it is when a client of a
-// crashed server learns of the crash: the restarted server answers the
-// PING with a stateless reset. Shorter means a faster return after a
-// crash for one packet each way per client per period.
+// PING. It keeps NAT bindings (often 30 s for UDP) and the idle timeout
+// from ending a quiet connection.
+//
+// It is also when a client of a crashed server could learn of the crash,
+// but mostly does not: the restarted server answers a packet of a
+// connection it does not know with a stateless reset only if the packet
+// is longer than 42 bytes (quic-go's fixed reset size; a reset must be
+// shorter than what it answers), and a keep-alive PING is 25 bytes with
+// the server's 4-byte connection IDs (41 with 20-byte ones). Only packets
+// that carry more (the first keep-alive after traffic also carries an
+// ACK; stream data) draw a reset, and quic-go drops resets beyond 4
+// queued. The rest learn at their idle timeout (quic-go's 30 s by
+// default), counted from the last packet they received: in a fleet that
+// was quiet for more than one keep-alive before the crash, nearly every
+// client. Measured with 5,000 clients killed 3 s after their check-ins
+// (jumpload storm, so many first keep-alives still carried an ACK):
+// keep-alive 15 s / idle 30 s: 80 % back by 14.7 s, the rest at 40–45 s;
+// 5 s / 30 s: 40 % by 4.5 s, the rest at 30–35 s; 5 s / 15 s: 60 % by
+// 5.5 s, the rest at 17–20 s. The idle timeout, not the keep-alive, bounds
+// a crash's tail. A shorter pair costs one PING and one ACK per client
+// per period on each side (100,000 clients at 5 s: 20,000 packets/s each
+// way instead of 6,700), so the defaults stay at 15 s / 30 s and a
+// deployment that wants a faster return after a crash sets Config.QUIC;
+// a graceful restart (Bye with a jittered retry-after) needs neither.
 const DefaultQUICKeepAlive = 15 * time.Second
 
 // Validate fills defaults and checks fields.
