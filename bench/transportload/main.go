@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ var (
 	warmup   = flag.Duration("warmup", 2*time.Second, "warm-up before measuring")
 	child    = flag.String("child", "", "internal: run as the server child (broker | echo)")
 	clients  = flag.Int("clients", 1000, "internal: credentials the child pre-enrolls")
+	rounds   = flag.Int("rounds", 1, "steady, handshake: measure the protocol list this many times, interleaved, and print medians and their ratios")
 	rateFlag = flag.Int("rate", 0, "handshake mode: offered new connections per second (0: as fast as the dialers go). Compare protocols at the same offered rate: a Go server's CPU per operation depends on how busy it is (idle spinning, wake-ups)")
 	pipeline = flag.Bool("pipeline", true, "handshake mode: the client pipelines Hello, Auth and the first CheckIn in one write (client.DialAuth)")
 	quicLoad = flag.Int("quic-procs", 1, "idle quic: load processes (each shares one quic.Transport / UDP socket over its connections)")
@@ -356,7 +358,20 @@ func raiseLimit() {
 
 func runParent() error {
 	raiseLimit()
-	fmt.Printf("# transportload mode=%s conns=%d go=%s cpus=%d\n", *mode, *conns, runtime.Version(), runtime.NumCPU())
+	fmt.Printf("# transportload mode=%s conns=%d rounds=%d go=%s cpus=%d\n", *mode, *conns, *rounds, runtime.Version(), runtime.NumCPU())
+	for range *rounds {
+		if err := runRound(); err != nil {
+			return err
+		}
+	}
+	summarize()
+	return nil
+}
+
+// runRound measures every protocol once, in turn. Several rounds
+// interleave the protocols, so a change in the machine's load (it is
+// shared) hits both sides of a ratio alike; the summary takes medians.
+func runRound() error {
 	for _, proto := range strings.Split(*protos, ",") {
 		var err error
 		switch *mode {
@@ -374,6 +389,48 @@ func runParent() error {
 		}
 	}
 	return nil
+}
+
+// perOp holds each protocol's server CPU per operation, one per round.
+var perOp = map[string][]float64{}
+
+func record(proto string, us float64) { perOp[proto] = append(perOp[proto], us) }
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// summarize prints medians over the rounds and the ratios the issue asks
+// for: HTTPS÷TLS (steady) and TLS÷echo (handshake).
+func summarize() {
+	if *rounds < 2 {
+		return
+	}
+	for _, proto := range strings.Split(*protos, ",") {
+		if v := perOp[proto]; len(v) > 0 {
+			fmt.Printf("median mode=%s proto=%-5s server_cpu_per_op_us=%.2f rounds=%v\n", *mode, proto, median(v), v)
+		}
+	}
+	ratio := func(a, b string) {
+		if len(perOp[a]) > 0 && len(perOp[b]) > 0 {
+			var per []string
+			for i := range min(len(perOp[a]), len(perOp[b])) {
+				per = append(per, fmt.Sprintf("%.3f", perOp[a][i]/perOp[b][i]))
+			}
+			fmt.Printf("ratio %s/%s median=%.3f per_round=%v\n", a, b, median(perOp[a])/median(perOp[b]), per)
+		}
+	}
+	switch *mode {
+	case "steady":
+		ratio("https", "tls")
+	case "handshake":
+		ratio("tls", "echo")
+	}
 }
 
 func childKind(proto string) string {
@@ -514,8 +571,10 @@ func steady(proto string) error {
 	if n == 0 {
 		return errors.New("no operations completed")
 	}
+	perOp := float64((c1 - c0).Microseconds()) / float64(n)
+	record(proto, perOp)
 	fmt.Printf("steady proto=%-5s conns=%d ops/s=%.0f server_cpu_per_op_us=%.2f server_cores=%.2f %s errors=%d\n",
-		proto, *conns, float64(n)/t1.Sub(t0).Seconds(), float64((c1-c0).Microseconds())/float64(n),
+		proto, *conns, float64(n)/t1.Sub(t0).Seconds(), perOp,
 		(c1-c0).Seconds()/t1.Sub(t0).Seconds(), split(u0, s0, u1, s1, n), errs.Load())
 	return nil
 }
@@ -587,8 +646,10 @@ func handshake(proto string) error {
 	if n == 0 {
 		return errors.New("no connections completed")
 	}
+	perConn := float64((c1 - c0).Microseconds()) / float64(n)
+	record(proto, perConn)
 	fmt.Printf("handshake proto=%-5s pipeline=%v rate=%d conns/s=%.0f server_cpu_per_conn_us=%.1f server_cores=%.2f %s errors=%d\n",
-		proto, *pipeline, *rateFlag, float64(n)/t1.Sub(t0).Seconds(), float64((c1-c0).Microseconds())/float64(n),
+		proto, *pipeline, *rateFlag, float64(n)/t1.Sub(t0).Seconds(), perConn,
 		(c1-c0).Seconds()/t1.Sub(t0).Seconds(), split(u0, s0, u1, s1, n), errs.Load())
 	return nil
 }

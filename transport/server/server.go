@@ -405,16 +405,21 @@ func (srv *Server) serveTCP(c net.Conn) {
 	g := srv.m.connsTLS
 	g.Inc()
 	s := srv.newSession(tc, "tls", pc, func() ([32]byte, error) { return exporter(tc.ConnectionState()) })
-	// The session runs on a fresh goroutine: this one's stack grew deep in
-	// the handshake (ML-KEM, ECDSA) and would stay large for the life of
-	// the connection; a new one starts small and, parked shallowly
+	end := func() {
+		g.Dec()
+		release()
+	}
+	if srv.poller != nil {
+		// This goroutine's stack grew deep in the handshake (ML-KEM,
+		// ECDSA), but it ends when the session parks in the poller:
+		// running the session here saves a goroutine per connection.
+		s.run(end)
+		return
+	}
+	// Without the poller the session's goroutine lives as long as the
+	// connection: a fresh one starts small and, parked shallowly
 	// (park.go), stays small.
-	srv.goFn(func() {
-		s.run(func() {
-			g.Dec()
-			release()
-		})
-	})
+	srv.goFn(func() { s.run(end) })
 }
 
 func exporter(cs tls.ConnectionState) ([32]byte, error) {
