@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -108,15 +109,19 @@ func TestProcCPU(t *testing.T) {
 // TestStormBound: the ratio is judged against broker + load CPU over the
 // cores, and the broker-only bound is kept beside it.
 func TestStormBound(t *testing.T) {
-	b := stormBound{Window: 3 * time.Second, Cores: 2, BrokerCPU: 1.5, LoadCPU: 2.5, Clients: 5000}
+	b := stormBound{Window: 3 * time.Second, Cores: 2, BrokerCPU: 1.5, LoadCPU: 2.5, Clients: 5000, Separate: true}
 	if b.broker() != 0.75 || b.machine() != 2 || b.ratio() != 1.5 {
 		t.Fatalf("broker %v machine %v ratio %v; want 0.75, 2, 1.5", b.broker(), b.machine(), b.ratio())
 	}
 	if s := b.String(); !strings.Contains(s, "= 1.50x") || !strings.Contains(s, "300 µs per client") {
 		t.Fatalf("note %q", s)
 	}
-	if (stormBound{Window: time.Second, Cores: 2}).ratio() != 0 {
-		t.Fatal("a bound of zero CPU gives a ratio")
+	zero := stormBound{Window: time.Second, Cores: 2}
+	if zero.ratio() != 0 || !strings.Contains(zero.String(), "too short") {
+		t.Fatalf("a bound of zero CPU gives ratio %v, note %q", zero.ratio(), zero.String())
+	}
+	if s := (stormBound{Window: time.Second, Cores: 2, LoadCPU: 2, Clients: 10}).String(); !strings.Contains(s, "= 1.00x") || !strings.Contains(s, "in this process") {
+		t.Fatalf("in-process note %q", s)
 	}
 }
 
@@ -138,5 +143,36 @@ func TestNetDialerQUICTimers(t *testing.T) {
 	defer plain.Close()
 	if cfg := plain.config(wire.KindActive); cfg.QUIC != nil {
 		t.Fatalf("no timers set, yet QUIC config %+v", cfg.QUIC)
+	}
+}
+
+// TestStormNotesItsBounds: a storm (in process: the broker's CPU is this
+// process's, so only the machine bound exists) says how long the restart
+// took, when each tenth of the fleet was back, and its machine bound.
+func TestStormNotesItsBounds(t *testing.T) {
+	const seed = 11
+	t.Logf("seed %d", seed)
+	b, err := NewInProc(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := Config{Scenario: ScenarioStorm, Active: 100, Timeout: 30 * time.Second,
+		ReconnectBase: 5 * time.Millisecond, ReconnectMax: 100 * time.Millisecond, Seed: seed}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Run(ctx, cfg, Broker{Dialer: b, Control: b, Restarter: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(s.Notes, "\n")
+	t.Logf("notes:\n%s", notes)
+	for _, want := range []string{"the restart took", "100%=", "machine bound", "core-seconds"} {
+		if !strings.Contains(notes, want) {
+			t.Fatalf("storm notes lack %q", want)
+		}
+	}
+	if strings.Contains(notes, "broker-only bound ") {
+		t.Fatalf("an in-process broker has no CPU of its own to bound by: %s", notes)
 	}
 }

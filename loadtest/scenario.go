@@ -358,11 +358,12 @@ func (r *run) storm(ctx context.Context) error {
 func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, busy float64, n int64) {
 	cores := float64(runtime.NumCPU())
 	all := cpuSince(tree0, tree1)
-	var broker float64
+	b := stormBound{Window: back, Cores: cores, Clients: n}
 	if p, ok := r.b.Restarter.(interface{ Pid() int }); ok && p.Pid() != 0 {
-		broker = cpuSince(map[int]float64{p.Pid(): tree0[p.Pid()]}, map[int]float64{p.Pid(): tree1[p.Pid()]})
+		b.Separate = true
+		b.BrokerCPU = cpuSince(map[int]float64{p.Pid(): tree0[p.Pid()]}, map[int]float64{p.Pid(): tree1[p.Pid()]})
 	}
-	b := stormBound{Window: back, Cores: cores, BrokerCPU: broker, LoadCPU: all - broker, Clients: n}
+	b.LoadCPU = all - b.BrokerCPU
 	r.note("%s", b)
 	if busy >= 0 {
 		// Other sessions' builds and tests on the same cores make the
@@ -386,6 +387,9 @@ type stormBound struct {
 	Cores              float64
 	BrokerCPU, LoadCPU float64 // seconds over the window
 	Clients            int64
+	// Separate says the broker is a process of its own (else its CPU is
+	// in LoadCPU: an in-process broker).
+	Separate bool
 }
 
 func (b stormBound) broker() float64  { return b.BrokerCPU / b.Cores }
@@ -400,11 +404,18 @@ func (b stormBound) ratio() float64 {
 }
 
 func (b stormBound) String() string {
+	if b.machine() <= 0 {
+		return fmt.Sprintf("reconnect %.2fs: too short for a machine bound (/proc counts CPU in 10 ms ticks)", b.Window.Seconds())
+	}
 	per := func(s float64) float64 { return s / float64(max(b.Clients, 1)) * 1e6 }
-	return fmt.Sprintf("reconnect %.2fs vs machine bound %.2fs = %.2fx (the ratio uses the machine bound: the load generator does the client half "+
-		"of every handshake on the same %.0f cores); broker-only bound %.2fs; CPU over the window: broker %.2fs (%.0f µs per client), "+
-		"load processes %.2fs (%.0f µs per client)", b.Window.Seconds(), b.machine(), b.ratio(), b.Cores, b.broker(),
-		b.BrokerCPU, per(b.BrokerCPU), b.LoadCPU, per(b.LoadCPU))
+	out := fmt.Sprintf("reconnect %.2fs vs machine bound %.2fs = %.2fx (the ratio uses the machine bound: the load generator does the client half "+
+		"of every handshake on the same %.0f cores)", b.Window.Seconds(), b.machine(), b.ratio(), b.Cores)
+	if !b.Separate {
+		return out + fmt.Sprintf("; no broker-only bound: the broker runs in this process; CPU over the window %.2fs (%.0f µs per client)",
+			b.LoadCPU, per(b.LoadCPU))
+	}
+	return out + fmt.Sprintf("; broker-only bound %.2fs; CPU over the window: broker %.2fs (%.0f µs per client), load processes %.2fs (%.0f µs per client)",
+		b.broker(), b.BrokerCPU, per(b.BrokerCPU), b.LoadCPU, per(b.LoadCPU))
 }
 
 // until polls cond until it holds, the timeout passes or ctx ends.
