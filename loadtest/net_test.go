@@ -95,8 +95,8 @@ func TestProcCPU(t *testing.T) {
 	if _, ok := tree[cmd.Process.Pid]; !ok {
 		t.Fatalf("treeCPU misses child %d: %v", cmd.Process.Pid, tree)
 	}
-	if busy, err := machineBusy(); err != nil || busy <= 0 {
-		t.Fatalf("machineBusy = %v, %v", busy, err)
+	if m, err := machineBusy(); err != nil || m.Busy <= 0 || m.SoftIRQ < 0 || m.SoftIRQ > m.Busy {
+		t.Fatalf("machineBusy = %+v, %v", m, err)
 	}
 
 	before := map[int]float64{1: 2, 2: 5}
@@ -167,7 +167,7 @@ func TestStormNotesItsBounds(t *testing.T) {
 	}
 	notes := strings.Join(s.Notes, "\n")
 	t.Logf("notes:\n%s", notes)
-	for _, want := range []string{"the restart took", "100%=", "machine bound", "core-seconds"} {
+	for _, want := range []string{"the restart took", "100%=", "machine bound", "core-seconds", "softirq"} {
 		if !strings.Contains(notes, want) {
 			t.Fatalf("storm notes lack %q", want)
 		}

@@ -338,11 +338,11 @@ func (r *run) storm(ctx context.Context) error {
 	r.note("reconnect_s runs from the restarted broker accepting again to the last persistent client's check-in (%d clients); "+
 		"the restart took %.2fs; back by then: %s", persistent, up.Sub(down).Seconds(), strings.Join(tenths, " "))
 	if terr == nil && terr1 == nil {
-		other := -1.0
+		machine := cpuStat{Busy: -1}
 		if berr == nil && berr1 == nil {
-			other = busy1 - busy0
+			machine = cpuStat{Busy: busy1.Busy - busy0.Busy, SoftIRQ: busy1.SoftIRQ - busy0.SoftIRQ}
 		}
-		r.stormBounds(back, tree0, tree1, other, persistent)
+		r.stormBounds(back, tree0, tree1, machine, persistent)
 	} else {
 		r.note("machine bound not measured: %v", errors.Join(terr, terr1))
 	}
@@ -354,8 +354,8 @@ func (r *run) storm(ctx context.Context) error {
 
 // stormBounds works out the broker and machine bounds of a storm from the
 // CPU times of this process tree at the start and end of the window.
-// busy is every process's CPU time over the window (-1: unknown).
-func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, busy float64, n int64) {
+// machine is what all cores spent over the window (Busy -1: unknown).
+func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, machine cpuStat, n int64) {
 	cores := float64(runtime.NumCPU())
 	all := cpuSince(tree0, tree1)
 	b := stormBound{Window: back, Cores: cores, Clients: n}
@@ -365,20 +365,25 @@ func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, busy
 	}
 	b.LoadCPU = all - b.BrokerCPU
 	r.note("%s", b)
-	if busy >= 0 {
-		// Other sessions' builds and tests on the same cores make the
-		// window longer without adding to the bound; say how much.
-		others := max(0, busy-all)
-		note := fmt.Sprintf("the whole machine was busy %.0f%% of the window; processes outside this run took %.2f core-seconds of it",
-			100*busy/(cores*back.Seconds()), others)
-		if others > 0.05*cores*back.Seconds() {
-			// They took cores the run would have used: the window grows,
-			// the bound does not, and the ratio overstates the run's own
-			// idle time. Only a quiet machine judges the target.
-			note += " (not a quiet machine: the ratio overstates idle time)"
-		}
-		r.note("%s", note)
+	if machine.Busy < 0 {
+		return
 	}
+	// Other sessions' builds and tests on the same cores make the window
+	// longer without adding to the bound; say how much. Softirq time is
+	// charged to no process, and on loopback much of it is this run's
+	// own network stack: the bound leaves it out (so it errs towards a
+	// higher ratio), the note gives it.
+	others := max(0, machine.Busy-all-machine.SoftIRQ)
+	note := fmt.Sprintf("the whole machine was busy %.0f%% of the window; other processes took %.2f core-seconds of it, "+
+		"kernel softirq (network stack, largely this run's loopback traffic; in no process's CPU time) %.2f",
+		100*machine.Busy/(cores*back.Seconds()), others, machine.SoftIRQ)
+	if others > 0.05*cores*back.Seconds() {
+		// They took cores the run would have used: the window grows,
+		// the bound does not, and the ratio overstates the run's own
+		// idle time. Only a quiet machine judges the target.
+		note += " (not a quiet machine: the ratio overstates idle time)"
+	}
+	r.note("%s", note)
 }
 
 // stormBound is a storm's reconnect time against what the CPU allows.

@@ -317,32 +317,42 @@ func treeCPU(root int) (map[int]float64, error) {
 	return out, nil
 }
 
-// machineBusy reads the CPU seconds all cores have spent busy since boot
-// (the first line of /proc/stat: everything but idle and iowait), to tell
-// how much of a window other processes on the machine took.
-func machineBusy() (float64, error) {
+// cpuStat is what the cores have spent since boot, in CPU seconds.
+type cpuStat struct {
+	Busy    float64 // everything but idle and iowait
+	SoftIRQ float64 // part of Busy: deferred kernel work (the network stack)
+}
+
+// machineBusy reads the first line of /proc/stat, to tell how much of a
+// window other processes on the machine took. Softirq time is apart
+// because /proc/<pid>/stat does not charge it to any process: much of a
+// loopback run's own network processing lands there.
+func machineBusy() (cpuStat, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return cpuStat{}, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	if len(f) < 6 || f[0] != "cpu" {
-		return 0, fmt.Errorf("proc stat: first line %.40q", line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return cpuStat{}, fmt.Errorf("proc stat: first line %.40q", line)
 	}
-	var busy uint64
+	var busy, soft uint64
 	for i, v := range f[1:] {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("proc stat: %w", err)
+			return cpuStat{}, fmt.Errorf("proc stat: %w", err)
 		}
 		// Fields: user nice system idle iowait irq softirq steal guest
 		// guest_nice; guest time is already counted in user.
 		if i != 3 && i != 4 && i < 8 {
 			busy += n
 		}
+		if i == 6 {
+			soft = n
+		}
 	}
-	return float64(busy) / clockTicks, nil
+	return cpuStat{Busy: float64(busy) / clockTicks, SoftIRQ: float64(soft) / clockTicks}, nil
 }
 
 // cpuSince is the CPU time processes spent between two treeCPU readings;
