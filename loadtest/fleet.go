@@ -545,8 +545,11 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			// Near its turn: upgrading, close to the front, or overdue.
 			near := ans.State == engine.StateUpgrading || overdue ||
 				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent)
-			if near {
-				c = f.lingerForOffer(ctx, a, c)
+			switch {
+			case overdue:
+				c = f.lingerForOffer(ctx, a, c, f.overdueLinger())
+			case near:
+				c = f.lingerForOffer(ctx, a, c, f.cfg.PassiveLinger)
 			}
 			// Any answered check-in restarts the 24-hour timer.
 			nextPeriodic = at.Add(period)
@@ -633,7 +636,7 @@ func (f *fleet) lateOffer(ctx context.Context, a *agent, c AgentConn) AgentConn 
 		return nil
 	}
 	if ans, ok := f.checkIn(ctx, a, nc, FlagUser); ok && ans.State == engine.StateUpgrading {
-		nc = f.lingerForOffer(ctx, a, nc)
+		nc = f.lingerForOffer(ctx, a, nc, f.cfg.PassiveLinger)
 	}
 	if nc != nil {
 		nc.Close()
@@ -641,11 +644,24 @@ func (f *fleet) lateOffer(ctx context.Context, a *agent, c AgentConn) AgentConn 
 	return nil
 }
 
-// lingerForOffer waits a little for the offer of a passive client whose
+// overdueLinger is how long an overdue passive client stays for its slot:
+// longer than an ordinary linger, because while it is connected it is
+// ahead of every client whose turn has not come (it gets the next free
+// slot unless older overdue clients are online too), and a connection
+// held idle costs the broker far less than the handshake of coming back.
+// Eight lingers (16 s by default) stays under the broker's own limit on a
+// passive check-in (transport PassiveLinger, 20 s) and within half a
+// period.
+func (f *fleet) overdueLinger() time.Duration {
+	l := f.cfg.PassiveLinger
+	return max(l, min(8*l, f.cfg.PassivePeriod/2))
+}
+
+// lingerForOffer waits up to d for the offer of a passive client whose
 // turn is now; it upgrades if one comes and returns the connection to
 // close (nil if it is already gone).
-func (f *fleet) lingerForOffer(ctx context.Context, a *agent, c AgentConn) AgentConn {
-	t := time.NewTimer(f.cfg.PassiveLinger)
+func (f *fleet) lingerForOffer(ctx context.Context, a *agent, c AgentConn, d time.Duration) AgentConn {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case o := <-c.Offers():
