@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net"
 	"syscall"
 
@@ -79,7 +80,7 @@ func (srv *Server) listenQUIC(addr string) ([]quicSock, error) {
 			return nil, err
 		}
 		uc := pc.(*net.UDPConn)
-		tr := &quic.Transport{Conn: uc, StatelessResetKey: srv.cfg.StatelessResetKey}
+		tr := &quic.Transport{Conn: uc, StatelessResetKey: srv.cfg.StatelessResetKey, ConnContext: srv.admitQUIC}
 		ln, err := tr.Listen(srv.quicConf, qconf)
 		if err != nil {
 			_ = tr.Close()
@@ -91,6 +92,20 @@ func (srv *Server) listenQUIC(addr string) ([]quicSock, error) {
 	}
 	return qs, nil
 }
+
+// admitQUIC applies the accept bucket before a QUIC handshake (quic-go
+// refuses the connection when it returns an error): shed after the
+// handshake, a connection would already have cost ~1 ms of CPU on each
+// side, and come back for another.
+func (srv *Server) admitQUIC(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	if !srv.accept.Allow() {
+		srv.m.drop(dropAcceptRate)
+		return nil, errAcceptRate
+	}
+	return ctx, nil
+}
+
+var errAcceptRate = errors.New("server: accept rate exceeded")
 
 // closeQUIC closes listeners, transports and the sockets (a transport does
 // not own the socket it was given).

@@ -6,8 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"jumpfleet/engine"
+	"jumpfleet/transport/client"
 	"jumpfleet/transport/server"
 	"jumpfleet/transport/wire"
 )
@@ -56,4 +58,32 @@ func udpSocketsOn(t *testing.T, port int) int {
 		}
 	}
 	return n
+}
+
+// TestQUICAcceptRateBeforeHandshake: a QUIC connection over the accept
+// bucket is refused before its handshake (no handshake counted), quickly,
+// and counted as an accept-rate drop.
+func TestQUICAcceptRateBeforeHandshake(t *testing.T) {
+	h := newHarness(t, 42, func(c *server.Config, _ *engine.Settings) {
+		c.AcceptRate, c.AcceptBurst = 0.001, 1 // one connection, then none for ~17 minutes
+	})
+	h.dial("quic", wire.KindActive) // takes the one token
+	start := time.Now()
+	if c, err := client.Dial(ctx(t), h.cfg("quic", wire.KindActive)); err == nil {
+		_ = c.Close()
+		t.Fatal("a second QUIC connection got past an empty accept bucket")
+	} else {
+		t.Logf("refused after %v: %v", time.Since(start), err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("refusal took %v: the client waited for a timeout", d)
+	}
+	// At least one: a client Initial retransmitted before the refusal
+	// arrives is refused (and counted) again.
+	if n := h.counter("jumpfleet_transport_drops_total", map[string]string{"reason": "accept_rate"}); n < 1 {
+		t.Fatalf("accept_rate drops = %v, want at least 1", n)
+	}
+	if n := h.counter("jumpfleet_transport_handshakes_total", map[string]string{"proto": "quic", "result": "ok"}); n != 1 {
+		t.Fatalf("QUIC handshakes = %v, want 1 (the refused one must not handshake)", n)
+	}
 }

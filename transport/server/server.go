@@ -442,12 +442,7 @@ func (srv *Server) acceptQUIC(ln *quic.Listener) {
 			srv.m.acceptErrs.WithLabelValues("quic").Inc()
 			continue
 		}
-		srv.m.hsQUICOK.Inc()
-		if !srv.accept.Allow() {
-			srv.m.drop(dropAcceptRate)
-			_ = qc.CloseWithError(1, "overloaded")
-			continue
-		}
+		srv.m.hsQUICOK.Inc() // the accept bucket ran before the handshake (admitQUIC)
 		srv.goFn(func() { srv.serveQUIC(qc) })
 	}
 }
@@ -739,8 +734,13 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		_ = srv.rejectSrv.Shutdown(hctx)
 		cancel()
 	}
+	// Clients come back spread over what the accept bucket can take, from
+	// 1 s on (about a restart's length): uniform in [1 s, 1 s + open
+	// connections ÷ AcceptRate]. The overload retry-after (5–10 s) would
+	// leave the restarted broker idle.
+	spread := int64(float64(srv.conns.Load()) / srv.cfg.AcceptRate * 1000)
 	srv.reg.each(func(s *session) {
-		s.sendClose(&wire.Bye{RetryAfterMs: srv.retryAfterMs()})
+		s.sendClose(&wire.Bye{RetryAfterMs: uint32(1000 + rand.Int64N(spread+1))})
 	})
 	done := make(chan struct{})
 	go func() { srv.sessWG.Wait(); close(done) }()
