@@ -121,7 +121,7 @@ func (e *Engine) candidate() (int32, *minHeap, bool) {
 // start gives client i a slot under a lease and emits its dispatch.
 func (e *Engine) start(t int64, i int32) {
 	if en := &e.ents[i]; en.lane == LaneNormal {
-		e.front.dispatched(t, en.seq)
+		e.front.dispatched(t, en.seq, e.normal.epoch)
 	}
 	e.dequeue(i)
 	en := &e.ents[i]

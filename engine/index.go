@@ -65,6 +65,9 @@ type lane struct {
 	next  uint64
 	count int
 	pos   fenwick
+	// epoch counts numbering restarts: sequence numbers of different
+	// epochs are not comparable (the dispatch frontier needs to know).
+	epoch uint64
 }
 
 func (l *lane) push() uint64 {
@@ -83,6 +86,7 @@ func (l *lane) remove(seq uint64) {
 		// position index never grows beyond one queue's length.
 		l.next = 0
 		l.pos.reset()
+		l.epoch++
 	}
 }
 

@@ -135,3 +135,40 @@ func TestInvalidPackageRefused(t *testing.T) {
 		t.Fatalf("node stopped: %v", err)
 	}
 }
+
+// An overdue passive client served after newer ones does not move the
+// dispatch frontier back: the clients between it and the frontier are
+// still overdue (told retry-after 0: stay for the next slot) instead of
+// being sent away again with an estimate for a turn that has passed.
+func TestFrontierDoesNotMoveBackForOverdueClients(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	now := t0
+	for n := 1; n <= 4; n++ {
+		checkIn(t, e, now, n, KindPassive, vOld)
+		if err := e.Disconnect(now, id(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := turn(t, e, now); len(got) != 0 {
+		t.Fatalf("offline clients dispatched: %v", got)
+	}
+	serve := func(n int, wantOverdue bool) {
+		t.Helper()
+		now = now.Add(time.Second)
+		a := checkIn(t, e, now, n, KindPassive, vOld)
+		if overdue := a.State == StatePending && a.RetryAfter == 0; overdue != wantOverdue {
+			t.Fatalf("client %d: %+v, overdue %v, want %v", n, a, overdue, wantOverdue)
+		}
+		if got := turn(t, e, now); len(got) != 1 || got[0] != id(n) {
+			t.Fatalf("client %d online with a free slot, dispatched %v", n, got)
+		}
+		checkIn(t, e, now, n, KindPassive, vNew)
+		if err := e.Disconnect(now, id(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(4, false) // the only one online: it passes 1, 2 and 3
+	serve(1, true)  // served late; 2 and 3 are still behind the frontier
+	serve(2, true)
+	serve(3, true)
+}

@@ -162,7 +162,7 @@ func (e *Engine) retryAfter(t int64, en *entry, pos int) time.Duration {
 		return 0 // its turn has come: stay connected, the next free slot is its
 	}
 	var wait float64
-	if f := &e.front; en.lane == LaneNormal && f.speed > 0 && en.seq >= f.seq {
+	if f := &e.front; en.lane == LaneNormal && f.speed > 0 && f.epoch == e.normal.epoch && en.seq >= f.seq {
 		wait = float64(en.seq-f.seq) / f.speed
 	} else {
 		wait = float64(pos-1) / float64(e.settings.MaxConcurrent) * e.meanDur
@@ -186,24 +186,35 @@ func (e *Engine) overdue(en *entry) bool {
 	case LaneJump:
 		return true
 	case LaneNormal:
-		return e.front.sampling && en.seq < e.front.seq
+		return e.front.sampling && e.front.epoch == e.normal.epoch && en.seq < e.front.seq
 	}
 	return false
 }
 
-// frontier tracks how fast dispatch moves through the normal lane, in
-// sequence numbers per second, sampled at least 10 s apart.
+// frontier tracks how far and how fast dispatch has moved through the
+// normal lane, in sequence numbers per second, sampled at least 10 s
+// apart. It only moves forward within a numbering epoch: when an overdue
+// client (offline at its turn, so passed by newer ones) is served late, the
+// clients between it and the frontier are still overdue. (It used to start
+// over whenever a lower seq was dispatched, as if the lane had been
+// renumbered, which made every overdue client "not overdue" again and sent
+// it away with a retry-after: passive clients missed their turn again and
+// again in fleets where most of them are offline.)
 type frontier struct {
-	seq      uint64  // seq of the newest normal-lane dispatch
+	epoch    uint64  // the lane numbering epoch of seq
+	seq      uint64  // highest seq dispatched from the normal lane in epoch
 	sampleT  int64   // Unix ms of the last sample
 	sampleQ  uint64  // seq at the last sample
 	speed    float64 // EWMA, seqs per second; 0 until measured
 	sampling bool
 }
 
-func (f *frontier) dispatched(t int64, seq uint64) {
-	if seq < f.seq {
-		*f = frontier{} // the lane restarted its numbering: start over
+func (f *frontier) dispatched(t int64, seq, epoch uint64) {
+	if epoch != f.epoch {
+		*f = frontier{epoch: epoch} // the lane restarted its numbering: start over
+	}
+	if f.sampling && seq <= f.seq {
+		return // a client served after newer ones: the frontier stays ahead
 	}
 	f.seq = seq
 	if !f.sampling {
