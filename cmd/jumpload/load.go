@@ -327,6 +327,17 @@ func printSummary(w io.Writer, s loadtest.Summary) {
 	fmt.Fprintf(w, "  upgrades     %d upgraded, %d failed attempts; makespan %s vs bound %s (ratio %s)\n",
 		s.Upgraded, s.Failed, f(s.MakespanS, "s"), f(s.BoundS, "s"), f(s.MakespanRatio, ""))
 	fmt.Fprintf(w, "  slots        max_concurrent %d, max in flight seen %d, violations %d\n", s.MaxConcurrent, s.MaxInFlight, s.Violations)
+	if s.BrokerMaxInFlight != nil && s.BrokerOverLimitSamples != nil {
+		fmt.Fprintf(w, "  broker       max in flight %d, samples over the limit %d\n", *s.BrokerMaxInFlight, *s.BrokerOverLimitSamples)
+	}
+	if s.SlotFetchMeanS != nil || s.SlotRestartMeanS != nil {
+		fmt.Fprintf(w, "  slot phases  fetch mean %s p99 %s; restart mean %s p99 %s\n",
+			f(s.SlotFetchMeanS, "s"), f(s.SlotFetchP99S, "s"), f(s.SlotRestartMeanS, "s"), f(s.SlotRestartP99S, "s"))
+	}
+	if s.PassiveLateMaxS != nil && s.PassiveLateBeyondPeriod != nil {
+		fmt.Fprintf(w, "  passive      latest %s after its turn, %d later than one period (%s)\n",
+			f(s.PassiveLateMaxS, "s"), *s.PassiveLateBeyondPeriod, f(s.PassivePeriodS, "s"))
+	}
 	fmt.Fprintf(w, "  jumps        %d; jump-to-start p50 %s, p99 %s (slot turnover %s)\n", s.Jumps,
 		f(s.JumpToStartP50s, "s"), f(s.JumpToStartP99s, "s"), f(s.SlotTurnoverS, "s"))
 	fmt.Fprintf(w, "  storm        reconnect %s, gave up %d\n", f(s.ReconnectS, "s"), s.GaveUp)
