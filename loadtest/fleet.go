@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"jumpfleet/engine"
+	"jumpfleet/transport/client"
 )
 
 // fleetOps is a fleet as a run drives it: in this process (fleet) or
@@ -210,7 +211,7 @@ func (f *fleet) enroll(ctx context.Context, a *agent, token string) AgentConn {
 			f.rec.GaveUp()
 			return nil
 		}
-		if !sleepCtx(ctx, f.backoff(a, attempt, 0)) {
+		if !sleepCtx(ctx, f.backoff(a, attempt, 0, "")) {
 			return nil
 		}
 	}
@@ -249,17 +250,24 @@ func (f *fleet) dial(ctx context.Context, a *agent, retryAfter time.Duration) Ag
 		if e, ok := err.(interface{ RetryAfter() time.Duration }); ok {
 			ra = e.RetryAfter()
 		}
-		if !sleepCtx(ctx, f.backoff(a, attempt, ra)) {
+		if !sleepCtx(ctx, f.backoff(a, attempt, ra, CodeOf(err))) {
 			return nil
 		}
 	}
 }
 
-// backoff is min(max, base·2^attempt) with full jitter, and never less than
-// the broker's retry-after.
-func (f *fleet) backoff(a *agent, attempt int, retryAfter time.Duration) time.Duration {
-	d := f.cfg.ReconnectBase << min(attempt, 20)
-	d = min(d, f.cfg.ReconnectMax)
+// backoff is min(ceiling, base·2^attempt) with full jitter, and never less
+// than the broker's retry-after. The ceiling is ReconnectMax, or
+// client.DefaultRefusedMax after a refused connection (code "refused":
+// nothing listens, the broker is restarting, and a long sleep would leave
+// it idle once back; a shed connection, reset or eof, still backs off
+// fully), as the client library does.
+func (f *fleet) backoff(a *agent, attempt int, retryAfter time.Duration, code string) time.Duration {
+	ceiling := f.cfg.ReconnectMax
+	if code == "refused" {
+		ceiling = min(ceiling, client.DefaultRefusedMax)
+	}
+	d := min(f.cfg.ReconnectBase<<min(attempt, 20), ceiling)
 	d = time.Duration(a.rng.Int64N(int64(d) + 1))
 	return max(d, retryAfter)
 }
@@ -590,7 +598,7 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			}
 		}
 		if !ok {
-			wait = f.backoff(a, 3, retry)
+			wait = f.backoff(a, 3, retry, "")
 		}
 		flags = why
 		if !sleepCtx(ctx, wait) {
