@@ -590,11 +590,11 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			if capd := at.Add(f.pendingCap()).Sub(now); capd < wait {
 				wait, why = capd, 0
 			}
-			if overdue && f.cfg.PassiveLinger < wait {
+			if soon := max(f.cfg.PassiveLinger, retry); overdue && soon < wait {
 				// Overdue, and the linger passed without a free slot: its
-				// turn has come, so it asks again at once rather than a
-				// period later.
-				wait, why = f.cfg.PassiveLinger, 0
+				// turn has come, so it asks again soon rather than a period
+				// later (no sooner than a broker's goodbye said).
+				wait, why = soon, 0
 			}
 		}
 		if !ok {
