@@ -26,7 +26,7 @@
 //
 // How figures are taken, client side: an agent counts an upgrade in flight
 // from the offer it receives until just before it sends the message that
-// frees the broker's slot (the completing check-in or Fail), so the count
+// frees the broker's slot (Done, the completing check-in, or Fail), so the count
 // never runs ahead of the broker's and every violation seen is real.
 // Latency is the round trip of a check-in; handshakes include enrollment
 // or authentication. Server CPU per check-in is the delta of the broker's

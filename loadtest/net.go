@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -53,11 +54,19 @@ type NetDialer struct {
 	// (client.DefaultQUICKeepAlive has the measurements). 0: the
 	// library's defaults.
 	QUICKeepAlive, QUICIdleTimeout time.Duration
+	// Resume lets agents resume TLS sessions (over TLS and QUIC) with one
+	// ticket cache per load process, as real agents keep their ticket
+	// across an upgrade's restart: the post-install reconnect, which holds
+	// the upgrade slot, is then a resumed handshake (no certificate
+	// signature on the broker). A restarted broker has new ticket keys, so
+	// a storm's reconnects are full handshakes either way.
+	Resume bool
 
-	seq    atomic.Uint64 // round-robin over sources and sockets
-	qmu    sync.Mutex
-	qts    []*quic.Transport // owned by qmu; created on first use
-	closed bool              // owned by qmu
+	seq      atomic.Uint64 // round-robin over sources and sockets
+	qmu      sync.Mutex
+	qts      []*quic.Transport      // owned by qmu; created on first use
+	sessions tls.ClientSessionCache // owned by qmu; created on first use
+	closed   bool                   // owned by qmu
 }
 
 // maxSourceAddrs keeps sources within 127.1.0.0/16 (and out of 127.0.0.x,
@@ -91,7 +100,20 @@ func (d *NetDialer) config(role wire.Kind) client.Config {
 			cfg.QUIC = &quic.Config{KeepAlivePeriod: ka, MaxIdleTimeout: d.QUICIdleTimeout}
 		}
 	}
+	if d.Resume {
+		cfg.TLS = &tls.Config{ClientSessionCache: d.sessionCache()}
+	}
 	return cfg
+}
+
+// sessionCache is the process's TLS ticket cache (Resume).
+func (d *NetDialer) sessionCache() tls.ClientSessionCache {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	if d.sessions == nil {
+		d.sessions = tls.NewLRUClientSessionCache(4096)
+	}
+	return d.sessions
 }
 
 // quicTransport returns one of the dialer's shared QUIC sockets, or nil

@@ -212,6 +212,7 @@ func (r *run) steady(ctx context.Context) error {
 
 // rollout publishes the release and waits for every client to upgrade.
 func (r *run) rollout(ctx context.Context) error {
+	defer r.watchBroker(ctx)() // the broker's own in-flight count, every 250 ms
 	cfg := r.cfg
 	w := r.begin(ctx)
 	if err := r.b.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, cfg.PackageSize); err != nil {
@@ -246,6 +247,7 @@ func (r *run) rollout(ctx context.Context) error {
 // jump publishes the release, waits until every slot is busy, then lets
 // the consoles jump to random clients for Duration.
 func (r *run) jump(ctx context.Context) error {
+	defer r.watchBroker(ctx)() // the broker's own in-flight count, every 250 ms
 	cfg := r.cfg
 	if cfg.Fleet() <= cfg.MaxConcurrent {
 		r.note("the fleet (%d) is not larger than max_concurrent (%d): slots never all busy with clients waiting", cfg.Fleet(), cfg.MaxConcurrent)
@@ -365,6 +367,13 @@ func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, mach
 	}
 	b.LoadCPU = all - b.BrokerCPU
 	r.note("%s", b)
+	if b.Separate && b.BrokerCPU > 0 {
+		r.sum.ReconnectBrokerBoundS = ptr(b.broker())
+	}
+	if b.machine() > 0 {
+		r.sum.ReconnectMachineBoundS = ptr(b.machine())
+		r.sum.ReconnectRatio = ptr(b.ratio())
+	}
 	if machine.Busy < 0 {
 		return
 	}

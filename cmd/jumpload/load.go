@@ -50,6 +50,7 @@ type loadFlags struct {
 	procs       int
 	sourceAddrs int
 	quicSockets int
+	resume      bool
 	jsonOut     bool
 	quiet       bool
 	from, to    string
@@ -84,6 +85,7 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.IntVar(&f.procs, "procs", 0, "load-generator processes (0: one per 9,000 connections; a process has 20,000 descriptors)")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", -1, "TLS connections leave round-robin from that many 127.1.0.x sources (-1: 32 towards a loopback broker, else 0; 0: the kernel's choice)")
 	fs.IntVar(&f.quicSockets, "quic-sockets", 64, "UDP sockets per load process carrying its QUIC connections")
+	fs.BoolVar(&f.resume, "resume", false, "agents resume TLS sessions (one ticket cache per load process), as real agents keep their ticket across an upgrade's restart")
 	fs.DurationVar(&f.quicKeepAlive, "quic-keepalive", 0, "QUIC clients' keep-alive (0: 15s): after a broker crash, when its clients hear of it (the restarted broker answers the PING with a stateless reset)")
 	fs.DurationVar(&f.quicIdle, "quic-idle-timeout", 0, "QUIC clients' idle timeout (0: 30s): when a client whose stateless reset was lost gives up on a crashed broker")
 	fs.StringVar(&f.brokerLog, "broker-log", "", "file for the spawned broker's output (default: discarded)")
@@ -184,6 +186,7 @@ func runLoad(name string, args []string, stdout, stderr io.Writer) error {
 		}
 		nd.QUICSockets = f.quicSockets
 		nd.QUICKeepAlive, nd.QUICIdleTimeout = f.quicKeepAlive, f.quicIdle
+		nd.Resume = f.resume
 		f.cfg.Procs = f.procs
 		if f.cfg.Procs == 0 {
 			// A TLS connection holds a descriptor (passive clients only
