@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"jumpfleet/engine"
 )
@@ -18,6 +19,48 @@ import (
 // check, so a reader never sees a partial or wrong package.
 type Store struct {
 	dir string
+
+	mu   sync.Mutex
+	open map[string]*sharedPkg // owned by mu: packages with readers, by path
+}
+
+// sharedPkg is one open package file shared by all its readers: a broker
+// serving thousands of downloads at once would otherwise hold a
+// descriptor per download (20,000 is the whole process's limit here, and
+// TLS connections need theirs) and re-read and re-parse the manifest each
+// time. ReadAt on an *os.File is safe for concurrent use (pread).
+type sharedPkg struct {
+	key  string
+	f    *os.File
+	m    Manifest
+	refs int // owned by Store.mu
+}
+
+// pkgReader is one reader's handle on a sharedPkg; Close is idempotent.
+type pkgReader struct {
+	s    *Store
+	p    *sharedPkg
+	once sync.Once
+}
+
+func (r *pkgReader) ReadAt(b []byte, off int64) (int, error) { return r.p.f.ReadAt(b, off) }
+
+func (r *pkgReader) Close() error {
+	r.once.Do(func() { r.s.release(r.p) })
+	return nil
+}
+
+func (s *Store) release(p *sharedPkg) {
+	s.mu.Lock()
+	p.refs--
+	last := p.refs == 0
+	if last && s.open[p.key] == p {
+		delete(s.open, p.key)
+	}
+	s.mu.Unlock()
+	if last {
+		_ = p.f.Close()
+	}
 }
 
 // ReadAtCloser is an open package.
@@ -104,15 +147,52 @@ func (s *Store) Put(m Manifest, r io.Reader) (err error) {
 	if err = os.Rename(tmp, pkgPath); err != nil {
 		return fmt.Errorf("packages: put: %w", err)
 	}
+	s.forget(pkgPath)
 	return syncDir(dir)
 }
 
-// Open opens a stored package and returns it with its manifest.
+// Open opens a stored package and returns it with its manifest. Readers
+// of one package share one file descriptor (sharedPkg); Close each.
 func (s *Store) Open(release, platform string) (ReadAtCloser, Manifest, error) {
 	pkgPath, manPath, err := s.paths(release, platform)
 	if err != nil {
 		return nil, Manifest{}, err
 	}
+	s.mu.Lock()
+	if p := s.open[pkgPath]; p != nil {
+		p.refs++
+		s.mu.Unlock()
+		return &pkgReader{s: s, p: p}, p.m, nil
+	}
+	s.mu.Unlock()
+	f, m, err := s.openFile(release, platform, pkgPath, manPath)
+	if err != nil {
+		return nil, Manifest{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.open[pkgPath]; p != nil { // another reader opened it meanwhile
+		_ = f.Close()
+		p.refs++
+		return &pkgReader{s: s, p: p}, p.m, nil
+	}
+	if s.open == nil {
+		s.open = make(map[string]*sharedPkg)
+	}
+	p := &sharedPkg{key: pkgPath, f: f, m: m, refs: 1}
+	s.open[pkgPath] = p
+	return &pkgReader{s: s, p: p}, m, nil
+}
+
+// forget makes the next Open of path read the file again (Put replaced
+// it); readers of the old file keep it until they close.
+func (s *Store) forget(path string) {
+	s.mu.Lock()
+	delete(s.open, path)
+	s.mu.Unlock()
+}
+
+func (s *Store) openFile(release, platform, pkgPath, manPath string) (*os.File, Manifest, error) {
 	data, err := os.ReadFile(manPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, Manifest{}, fmt.Errorf("%w: %s/%s", ErrNotFound, release, platform)
