@@ -381,6 +381,7 @@ func childCommand(d *loadtest.NetDialer) func(cfg *loadtest.Config, shard, n int
 // runAgents is a load-generator child (see loadtest.RunChild): started by
 // a jumpload parent, not by hand.
 func runAgents(args []string) error {
+	yieldCPU() // the broker under test gets the cores first (nice.go)
 	fs := flag.NewFlagSet("jumpload agents", flag.ContinueOnError)
 	cj := fs.String("config", "", "the run's loadtest.Config as JSON")
 	dj := fs.String("dialer", "", "the loadtest.NetDialer as JSON")
