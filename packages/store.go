@@ -158,30 +158,24 @@ func (s *Store) Open(release, platform string) (ReadAtCloser, Manifest, error) {
 	if err != nil {
 		return nil, Manifest{}, err
 	}
-	s.mu.Lock()
-	if p := s.open[pkgPath]; p != nil {
-		p.refs++
-		s.mu.Unlock()
-		return &pkgReader{s: s, p: p}, p.m, nil
-	}
-	s.mu.Unlock()
-	f, m, err := s.openFile(release, platform, pkgPath, manPath)
-	if err != nil {
-		return nil, Manifest{}, err
-	}
+	// The file is opened under the lock: only a package's first reader
+	// pays for it (once per package), and no two readers race to open it.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.open[pkgPath]; p != nil { // another reader opened it meanwhile
-		_ = f.Close()
-		p.refs++
-		return &pkgReader{s: s, p: p}, p.m, nil
+	p := s.open[pkgPath]
+	if p == nil {
+		f, m, err := s.openFile(release, platform, pkgPath, manPath)
+		if err != nil {
+			return nil, Manifest{}, err
+		}
+		if s.open == nil {
+			s.open = make(map[string]*sharedPkg)
+		}
+		p = &sharedPkg{key: pkgPath, f: f, m: m}
+		s.open[pkgPath] = p
 	}
-	if s.open == nil {
-		s.open = make(map[string]*sharedPkg)
-	}
-	p := &sharedPkg{key: pkgPath, f: f, m: m, refs: 1}
-	s.open[pkgPath] = p
-	return &pkgReader{s: s, p: p}, m, nil
+	p.refs++
+	return &pkgReader{s: s, p: p}, p.m, nil
 }
 
 // forget makes the next Open of path read the file again (Put replaced

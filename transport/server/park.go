@@ -54,6 +54,11 @@ func (p *parkConn) SetReadDeadline(t time.Time) error {
 		return p.Conn.SetReadDeadline(t)
 	}
 	p.want = t
+	return p.putDeadline(t)
+}
+
+// putDeadline puts t on the socket unless it is there already.
+func (p *parkConn) putDeadline(t time.Time) error {
 	if p.set.Equal(t) {
 		return nil
 	}
@@ -61,21 +66,16 @@ func (p *parkConn) SetReadDeadline(t time.Time) error {
 	return p.Conn.SetReadDeadline(t)
 }
 
-// restore puts the session's own deadline back after a hot wait.
-func (p *parkConn) restore() {
-	if !p.set.Equal(p.want) {
-		p.set = p.want
-		_ = p.Conn.SetReadDeadline(p.want)
-	}
-}
+// restore puts the session's own deadline back after a hot wait (a no-op
+// without deadline tracking: want and set stay zero).
+func (p *parkConn) restore() { _ = p.putDeadline(p.want) }
 
 // hotPark is park with an earlier deadline, hd; it leaves hd on the
 // socket (restored lazily, before the next read that may block), so a
 // busy connection pays one deadline update per frame, not two.
 func (p *parkConn) hotPark(hd time.Time) error {
-	if hd.Before(p.want) && !p.set.Equal(hd) {
-		p.set = hd
-		_ = p.Conn.SetReadDeadline(hd)
+	if hd.Before(p.want) {
+		_ = p.putDeadline(hd)
 	}
 	return p.park()
 }
@@ -104,9 +104,7 @@ func (p *parkConn) Read(b []byte) (int, error) {
 	if p.nonblock {
 		return 0, errWouldBlock
 	}
-	if p.own {
-		p.restore()
-	}
+	p.restore()
 	return p.Conn.Read(b)
 }
 
@@ -118,11 +116,8 @@ func (p *parkConn) park() error {
 	if !p.raw() {
 		return p.parkRead()
 	}
-	p.rerr, p.nowait = nil, false
-	if err := p.rc.Read(p.rawRead); err != nil {
-		return err
-	}
-	return p.rerr
+	_, err := p.rawReadOnce(false)
+	return err
 }
 
 // tryRead reads what the socket holds without waiting; got is false when
@@ -132,7 +127,13 @@ func (p *parkConn) tryRead() (got bool, err error) {
 		return false, errors.New("server: connection has no descriptor")
 	}
 	p.restore()
-	p.rerr, p.nowait, p.got = nil, true, false
+	return p.rawReadOnce(true)
+}
+
+// rawReadOnce runs readRaw in the socket's RawConn.Read: waiting for
+// readability unless nowait.
+func (p *parkConn) rawReadOnce(nowait bool) (got bool, err error) {
+	p.rerr, p.nowait, p.got = nil, nowait, false
 	if err := p.rc.Read(p.rawRead); err != nil {
 		return false, err
 	}

@@ -308,11 +308,8 @@ func (srv *Server) admit(addr net.Addr) (func(), string) {
 
 // addrIP is the remote IP of a TCP or UDP address, without formatting it.
 func addrIP(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		return a.AddrPort().Addr().Unmap()
-	case *net.UDPAddr:
-		return a.AddrPort().Addr().Unmap()
+	if ap, ok := a.(interface{ AddrPort() netip.AddrPort }); ok { // *net.TCPAddr, *net.UDPAddr
+		return ap.AddrPort().Addr().Unmap()
 	}
 	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		return ap.Addr().Unmap()
