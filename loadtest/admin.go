@@ -151,16 +151,15 @@ const brokerSampleEvery = 250 * time.Millisecond
 // violation here is an engine bug, not a measuring artefact.
 func (r *run) watchBroker(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
+	// Written only by the sampling goroutine; stop reads them after it
+	// has ended (<-done), so they need no lock.
 	var (
-		mu                  sync.Mutex
 		samples, maxN, over int64
 		errs                int64
 		lastErr             error
 	)
 	sample := func() {
 		st, err := r.b.Control.Status(ctx)
-		mu.Lock()
-		defer mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				errs++
@@ -193,8 +192,6 @@ func (r *run) watchBroker(ctx context.Context) (stop func()) {
 		once.Do(func() {
 			cancel()
 			<-done
-			mu.Lock()
-			defer mu.Unlock()
 			if errs > 0 {
 				r.note("broker status unreadable %d times while sampling its in-flight count: %v", errs, lastErr)
 			}

@@ -363,7 +363,7 @@ func (r *run) stormBounds(back time.Duration, tree0, tree1 map[int]float64, mach
 	b := stormBound{Window: back, Cores: cores, Clients: n}
 	if p, ok := r.b.Restarter.(interface{ Pid() int }); ok && p.Pid() != 0 {
 		b.Separate = true
-		b.BrokerCPU = cpuSince(map[int]float64{p.Pid(): tree0[p.Pid()]}, map[int]float64{p.Pid(): tree1[p.Pid()]})
+		b.BrokerCPU = tree1[p.Pid()] - tree0[p.Pid()] // the restarted broker: usually not in tree0
 	}
 	b.LoadCPU = all - b.BrokerCPU
 	r.note("%s", b)
