@@ -16,6 +16,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -160,6 +161,12 @@ func (a *API) routes() {
 		"/v1/events":             {"GET": a.events},
 		"/v1/":                   {}, // anything else under /v1/: not_found, after auth
 		"/metrics":               {"GET": promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+		// Go's profiles (go tool pprof with the bearer token): the
+		// full-size load runs are diagnosed with them; they read the
+		// process, never change it.
+		"/debug/pprof/":        {"GET": pprof.Index},
+		"/debug/pprof/profile": {"GET": pprof.Profile},
+		"/debug/pprof/trace":   {"GET": pprof.Trace},
 	}
 	for path, methods := range authed {
 		a.mux.Handle(path, a.authed(path, methods))

@@ -166,3 +166,30 @@ func decodeBody(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v)
 }
+
+// TestProfilesNeedTheToken: Go's profiles are served to the admin token
+// only (they show the process's memory).
+func TestProfilesNeedTheToken(t *testing.T) {
+	c, _ := newTestAPI(t, nil)
+	get := func(path, token string) int {
+		req, _ := http.NewRequestWithContext(context.Background(), "GET", c.BaseURL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+		if got := get(path, "tok"); got != http.StatusOK {
+			t.Errorf("GET %s with the token: %d, want 200", path, got)
+		}
+		if got := get(path, ""); got != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: %d, want 401", path, got)
+		}
+	}
+}

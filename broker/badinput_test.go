@@ -82,6 +82,7 @@ func TestBadInput(t *testing.T) {
 		{"no token", "GET", "/v1/status", "", "", 401, "unauthorized"},
 		{"wrong token", "GET", "/v1/status", tok + "x", "", 401, "unauthorized"},
 		{"no token on metrics", "GET", "/metrics", "", "", 401, "unauthorized"},
+		{"no token on profiles", "GET", "/debug/pprof/heap", "", "", 401, "unauthorized"},
 		{"no token on patch", "PATCH", "/v1/settings", "", `{"max_concurrent": 1}`, 401, "unauthorized"},
 		{"malformed json", "PATCH", "/v1/settings", tok, `{"max_concurrent":`, 400, "bad_json"},
 		{"not json", "PATCH", "/v1/settings", tok, `max_concurrent=5`, 400, "bad_json"},
