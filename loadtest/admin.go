@@ -50,12 +50,10 @@ func (a *Admin) ConsoleToken(ctx context.Context, name string) (string, error) {
 	return out.Token, err
 }
 
-// Configure implements Control. Upgrade starts are left unthrottled (the
-// most the API allows) so that max_concurrent alone shapes the rollout,
-// which is what the makespan bound assumes.
-func (a *Admin) Configure(ctx context.Context, maxConcurrent int, lease time.Duration, paused bool) error {
-	body := map[string]any{"max_concurrent": maxConcurrent, "starts_per_sec": engine.MaxStartsPerSec,
-		"start_burst": maxConcurrent, "paused": paused}
+// Configure implements Control.
+func (a *Admin) Configure(ctx context.Context, maxConcurrent int, startsPerSec float64, lease time.Duration, paused bool) error {
+	body := map[string]any{"max_concurrent": maxConcurrent, "starts_per_sec": startsPerSec,
+		"start_burst": startBurst(startsPerSec, maxConcurrent), "paused": paused}
 	if lease > 0 {
 		body["lease_time"] = lease.String()
 	}

@@ -107,9 +107,10 @@ type Control interface {
 	Installer(ctx context.Context, kind engine.Kind) (string, error)
 	// ConsoleToken creates an access console token.
 	ConsoleToken(ctx context.Context, name string) (string, error)
-	// Configure sets max_concurrent and the lease time, and pauses or
-	// resumes upgrade starts.
-	Configure(ctx context.Context, maxConcurrent int, lease time.Duration, paused bool) error
+	// Configure sets max_concurrent, the start rate (its burst is one
+	// second of starts) and the lease time, and pauses or resumes upgrade
+	// starts.
+	Configure(ctx context.Context, maxConcurrent int, startsPerSec float64, lease time.Duration, paused bool) error
 	// PublishSite publishes a site release setting version v on platform p,
 	// with a signed package of size bytes.
 	PublishSite(ctx context.Context, id string, p engine.Platform, v engine.Version, size int) error

@@ -239,14 +239,14 @@ func (b *InProc) Installer(_ context.Context, kind engine.Kind) (string, error) 
 func (b *InProc) ConsoleToken(context.Context, string) (string, error) { return "jfc_inproc", nil }
 
 // Configure implements Control.
-func (b *InProc) Configure(ctx context.Context, maxConcurrent int, lease time.Duration, paused bool) error {
+func (b *InProc) Configure(ctx context.Context, maxConcurrent int, startsPerSec float64, lease time.Duration, paused bool) error {
 	n, err := b.nodeOrErr()
 	if err != nil {
 		return err
 	}
 	_, err = n.UpdateSettings(ctx, func(s *engine.Settings) error {
 		s.MaxConcurrent, s.Paused = maxConcurrent, paused
-		s.StartsPerSec, s.StartBurst = engine.MaxStartsPerSec, maxConcurrent
+		s.StartsPerSec, s.StartBurst = startsPerSec, startBurst(startsPerSec, maxConcurrent)
 		if lease > 0 {
 			s.LeaseTime = lease
 		}

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -364,7 +365,7 @@ func TestWatchBrokerSamplesTheBrokersCount(t *testing.T) {
 	}
 	r := &run{cfg: &cfg, b: br, rec: NewRecorder(cfg.MaxConcurrent)}
 	ctx := context.Background()
-	if err := br.Control.Configure(ctx, cfg.MaxConcurrent, time.Minute, false); err != nil {
+	if err := br.Control.Configure(ctx, cfg.MaxConcurrent, cfg.StartsPerSec, time.Minute, false); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := br.Control.Installer(ctx, engine.KindActive)
@@ -396,5 +397,45 @@ func TestWatchBrokerSamplesTheBrokersCount(t *testing.T) {
 	if *s.BrokerSamples < 2 || *s.BrokerMaxInFlight < 1 || *s.BrokerMaxInFlight > 3 || *s.BrokerOverLimitSamples != 0 {
 		t.Fatalf("%d samples, broker max in flight %d, over the limit %d: want ≥2, 1..3, 0",
 			*s.BrokerSamples, *s.BrokerMaxInFlight, *s.BrokerOverLimitSamples)
+	}
+}
+
+// TestStartRateDefault: a run paces upgrade starts at twice the rate slots
+// free up (at least 10/s), with one second of burst, and the broker gets
+// exactly that.
+func TestStartRateDefault(t *testing.T) {
+	for _, c := range []struct {
+		conc  int
+		up    time.Duration
+		rate  float64
+		burst int
+	}{
+		{5000, time.Minute, 5000.0 / 30, 167},
+		{100, 2 * time.Second, 100, 100},
+		{1, time.Hour, 10, 1},
+	} {
+		cfg := Config{Scenario: ScenarioRollout, Active: 10, MaxConcurrent: c.conc, UpgradeTime: c.up}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(cfg.StartsPerSec-c.rate) > 1e-9 || startBurst(cfg.StartsPerSec, c.conc) != c.burst {
+			t.Errorf("max_concurrent %d, upgrade %v: rate %v burst %d, want %v and %d",
+				c.conc, c.up, cfg.StartsPerSec, startBurst(cfg.StartsPerSec, c.conc), c.rate, c.burst)
+		}
+	}
+	bad := Config{Scenario: ScenarioRollout, Active: 10, StartsPerSec: -1}
+	if err := bad.Validate(); err == nil {
+		t.Error("a negative start rate was accepted")
+	}
+	_, br := inproc(t)
+	if err := br.Control.Configure(context.Background(), 50, 25, time.Minute, false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := br.Control.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.StartsPerSec != 25 || st.MaxConcurrent != 50 {
+		t.Errorf("broker settings: starts_per_sec %v max_concurrent %d, want 25 and 50", st.StartsPerSec, st.MaxConcurrent)
 	}
 }

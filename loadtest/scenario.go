@@ -51,7 +51,7 @@ func (r *run) run(ctx context.Context) error {
 	// The upgrade lease must outlast an install so that no slot is taken
 	// back from a client that is merely slow.
 	lease := max(time.Minute, 4*cfg.UpgradeTime)
-	if err := r.b.Control.Configure(ctx, cfg.MaxConcurrent, lease, false); err != nil {
+	if err := r.b.Control.Configure(ctx, cfg.MaxConcurrent, cfg.StartsPerSec, lease, false); err != nil {
 		return fmt.Errorf("configure the broker: %w", err)
 	}
 	installers := map[engine.Kind]string{}
