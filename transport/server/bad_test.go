@@ -19,8 +19,17 @@ import (
 // raw is a hand-driven protocol connection for bad-input tests.
 type raw struct {
 	t *testing.T
-	c *tls.Conn
+	c rawConn
 	r *wire.Reader
+}
+
+// rawConn is a *tls.Conn, or a QUIC stream with its connection (rawQUIC).
+type rawConn interface {
+	io.ReadWriteCloser
+	SetDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	ConnectionState() tls.ConnectionState
+	CloseWrite() error
 }
 
 func (h *harness) raw() *raw {

@@ -194,6 +194,9 @@ func (srv *Server) Start() error {
 	for _, q := range qs {
 		srv.goFn(func() { srv.acceptQUIC(q.ln) })
 	}
+	if len(qs) > 0 {
+		srv.goFn(srv.sweepQUICDeadlines)
+	}
 	for range srv.cfg.PushWorkers {
 		srv.goFn(srv.pushWorker)
 	}
@@ -472,25 +475,28 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 	})
 }
 
-// quicStream closes the whole QUIC connection with its one stream.
-type quicStream struct {
-	*quic.Stream
-	conn *quic.Conn
-	wg   *sync.WaitGroup
-	once sync.Once
-}
+// quicCloseWait bounds how long a closed session's QUIC connection waits
+// for its peer to close it.
+const quicCloseWait = 2 * time.Second
 
 func (q *quicStream) Close() error {
 	q.once.Do(func() {
 		_ = q.Stream.Close()
-		// Give the peer the stream's last bytes before the connection
-		// close overtakes them (CloseWithError discards unsent data).
+		// Give the peer the stream's last bytes (an Error, a Bye with its
+		// retry-after) before the connection close overtakes them:
+		// CloseWithError discards unsent data, and a peer that has not
+		// read them yet when the close arrives loses them too. So the
+		// connection is closed by the peer, once it has read the FIN, or
+		// after quicCloseWait. (The stream's Context is no help: it ends
+		// as soon as Close is called.)
 		q.wg.Add(1) // safe: the session's own goroutine is counted too
 		go func() {
 			defer q.wg.Done()
+			t := time.NewTimer(quicCloseWait)
+			defer t.Stop()
 			select {
-			case <-q.Stream.Context().Done():
-			case <-time.After(200 * time.Millisecond):
+			case <-q.conn.Context().Done():
+			case <-t.C:
 			}
 			_ = q.conn.CloseWithError(0, "")
 		}()
