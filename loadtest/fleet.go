@@ -392,7 +392,7 @@ func (f *fleet) serve(ctx context.Context, a *agent, c AgentConn, tick <-chan ti
 		case <-c.Closed():
 			return serveResult{what: serveReconnect}
 		case o := <-c.Offers():
-			nc, ok := f.upgrade(ctx, a, c, o)
+			nc, ok := f.upgrade(ctx, a, c, o, tick)
 			if !ok {
 				if ctx.Err() != nil {
 					return serveResult{what: serveStop}
@@ -418,11 +418,12 @@ func (f *fleet) serve(ctx context.Context, a *agent, c AgentConn, tick <-chan ti
 }
 
 // upgrade carries out one offer: verify and fetch the package, install it
-// (UpgradeTime), then either report failure (FailRate) or restart on the
-// new version: a new connection whose check-in completes the upgrade. It
-// returns the new connection (nil after a failure, the old one going on),
-// or ok false when the old connection broke.
-func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (AgentConn, bool) {
+// (UpgradeTime, heartbeating on tick meanwhile), then either report
+// failure (FailRate) or restart on the new version: a new connection whose
+// check-in completes the upgrade. It returns the new connection (nil after
+// a failure, the old one going on), or ok false when the old connection
+// broke.
+func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer, tick <-chan time.Time) (AgentConn, bool) {
 	now := time.Now()
 	f.beginFlight(a, now)
 	if !a.turned {
@@ -441,7 +442,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer) (Ag
 		return nil, false
 	}
 	f.rec.Fetch.Record(time.Since(now))
-	if !sleepCtx(ctx, f.upgradeTime(a)) {
+	if !f.install(ctx, c, f.upgradeTime(a), tick) {
 		f.endFlight(a)
 		return nil, false
 	}
@@ -502,6 +503,34 @@ func (f *fleet) endFlight(a *agent) {
 // clientFailCodes maps a verification failure to the wire Fail code.
 var clientFailCodes = map[string]uint16{
 	"download_failed": 32, "size_mismatch": 33, "hash_mismatch": 34, "bad_signature": 35,
+}
+
+// install waits out an install of length d. The agent's service keeps
+// heartbeating on c meanwhile, as a real one does until the installer
+// restarts it: an agent silent through a download and a minute's install
+// outlived the broker's idle timeout (3 heartbeats) and was disconnected
+// in the middle of its upgrade. A failed heartbeat does not stop the
+// (local) install; the agent then reconnects on its new version as usual.
+func (f *fleet) install(ctx context.Context, c AgentConn, d time.Duration, tick <-chan time.Time) bool {
+	end := time.Now().Add(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-tick:
+			hctx, cancel := context.WithDeadline(ctx, end)
+			err := c.Heartbeat(hctx)
+			cancel()
+			if err != nil && hctx.Err() == nil {
+				f.rec.Error(CodeOf(err))
+				tick = nil
+			}
+		}
+	}
 }
 
 func (f *fleet) upgradeTime(a *agent) time.Duration {
@@ -673,7 +702,7 @@ func (f *fleet) lingerForOffer(ctx context.Context, a *agent, c AgentConn, d tim
 	defer t.Stop()
 	select {
 	case o := <-c.Offers():
-		nc, ok := f.upgrade(ctx, a, c, o)
+		nc, ok := f.upgrade(ctx, a, c, o, nil) // passive: no heartbeats
 		if !ok {
 			return nil
 		}

@@ -214,8 +214,11 @@ func (c *scriptConn) CheckIn(_ context.Context, v engine.Version, _ uint8) (Answ
 	}
 	return Answer{State: engine.StateCurrent, Target: v}, nil
 }
-func (c *scriptConn) Heartbeat(context.Context) error { return nil }
-func (c *scriptConn) Offers() <-chan Offer            { return nil }
+func (c *scriptConn) Heartbeat(context.Context) error {
+	*c.sent = append(*c.sent, "heartbeat")
+	return nil
+}
+func (c *scriptConn) Offers() <-chan Offer { return nil }
 func (c *scriptConn) Fetch(context.Context, Offer) error {
 	*c.sent = append(*c.sent, "fetch")
 	return nil
@@ -272,7 +275,7 @@ func TestLostCompletionAnswerDoesNotReopenTheInterval(t *testing.T) {
 	defer f.stop()
 	a := &agent{spec: AgentSpec{Kind: engine.KindActive}, version: cfg.FromVersion, rng: rand.New(rand.NewPCG(1, 1))}
 	first := &scriptConn{sent: &sent, closed: make(chan struct{})}
-	nc, ok := f.upgrade(f.ctx, a, first, Offer{Target: cfg.ToVersion})
+	nc, ok := f.upgrade(f.ctx, a, first, Offer{Target: cfg.ToVersion}, nil)
 	if !ok || nc == nil {
 		t.Fatalf("upgrade: conn %v ok %v", nc, ok)
 	}
@@ -288,7 +291,7 @@ func TestLostCompletionAnswerDoesNotReopenTheInterval(t *testing.T) {
 		t.Fatalf("in flight %d, max %d, upgraded %d, still flying %v", s.InFlight, s.MaxInFlight, s.Upgraded, a.flying)
 	}
 	// A genuinely new offer opens a new interval.
-	if _, ok := f.upgrade(f.ctx, a, &scriptConn{sent: &sent, closed: make(chan struct{})}, Offer{Target: cfg.ToVersion}); ok {
+	if _, ok := f.upgrade(f.ctx, a, &scriptConn{sent: &sent, closed: make(chan struct{})}, Offer{Target: cfg.ToVersion}, nil); ok {
 		t.Fatal("second upgrade: the script has no connection left, want ok false")
 	}
 	if ev := rec.takeFlight(); len(ev) != 2 || ev[0] <= 0 || ev[1] >= 0 {
@@ -437,5 +440,31 @@ func TestStartRateDefault(t *testing.T) {
 	}
 	if st.StartsPerSec != 25 || st.MaxConcurrent != 50 {
 		t.Errorf("broker settings: starts_per_sec %v max_concurrent %d, want 25 and 50", st.StartsPerSec, st.MaxConcurrent)
+	}
+}
+
+// TestAgentHeartbeatsWhileInstalling: an agent keeps heartbeating on its
+// connection through the install (a silent one outlived the broker's idle
+// timeout mid-upgrade), then says Done and restarts on a new connection.
+func TestAgentHeartbeatsWhileInstalling(t *testing.T) {
+	var sent []string
+	d := &scriptDialer{conns: []*scriptConn{{sent: &sent, closed: make(chan struct{})}}}
+	cfg := Config{Scenario: ScenarioRollout, Active: 1, MaxConcurrent: 1, UpgradeTime: 200 * time.Millisecond, Seed: 1}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(&cfg, d, NewRecorder(1), 0, 1)
+	defer f.stop()
+	a := &agent{spec: AgentSpec{Kind: engine.KindActive}, version: cfg.FromVersion, rng: rand.New(rand.NewPCG(1, 1))}
+	tick := make(chan time.Time, 3)
+	for range 3 {
+		tick <- time.Now()
+	}
+	nc, ok := f.upgrade(f.ctx, a, &scriptConn{sent: &sent, closed: make(chan struct{})}, Offer{Target: cfg.ToVersion}, tick)
+	if !ok || nc == nil {
+		t.Fatalf("upgrade: conn %v ok %v", nc, ok)
+	}
+	if got := strings.Join(sent, " "); got != "fetch heartbeat heartbeat heartbeat done checkin" {
+		t.Fatalf("agent sent %q", got)
 	}
 }

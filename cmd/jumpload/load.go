@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -402,8 +403,47 @@ func runAgents(args []string) error {
 	if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil {
 		return fmt.Errorf("--shard %q: want I/N", *shard)
 	}
+	// JUMPLOAD_PROFILE=PREFIX writes each load process's CPU profile of
+	// the whole run to PREFIX.cpu.I and its heap profile after
+	// JUMPLOAD_HEAP_AFTER (default 10m) to PREFIX.heap.I: where a
+	// full-size run's client-side CPU and memory go.
+	if prefix := os.Getenv("JUMPLOAD_PROFILE"); prefix != "" {
+		stopProfiles, err := profileChild(prefix, i)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer d.Close()
 	return loadtest.RunChild(ctx, cfg, &d, i, n, os.Stdin, os.Stdout)
+}
+
+// profileChild starts the CPU profile and schedules the heap profile of
+// load process i (JUMPLOAD_PROFILE); the returned func stops both.
+func profileChild(prefix string, i int) (func(), error) {
+	f, err := os.Create(fmt.Sprintf("%s.cpu.%d", prefix, i))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	after := 10 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("JUMPLOAD_HEAP_AFTER")); err == nil && d > 0 {
+		after = d
+	}
+	heap := time.AfterFunc(after, func() {
+		if hf, err := os.Create(fmt.Sprintf("%s.heap.%d", prefix, i)); err == nil {
+			_ = pprof.WriteHeapProfile(hf)
+			_ = hf.Close()
+		}
+	})
+	return func() {
+		heap.Stop()
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -464,6 +464,12 @@ func (s *session) flushLocked() error {
 	}
 	s.dropOutLocked()
 	if err != nil && !errors.Is(err, errSessionClosed) {
+		if q, ok := s.conn.(*quicStream); ok {
+			// A write cut by its deadline may have sent part of a frame:
+			// reset the stream rather than end it with a FIN after a torn
+			// frame, which the client would read as a bad frame.
+			q.CancelWrite(0)
+		}
 		s.kick(dropSlowReader)
 	}
 	return err
