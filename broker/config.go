@@ -19,7 +19,6 @@ import (
 
 	"jumpfleet/engine"
 	"jumpfleet/events"
-	"jumpfleet/transport/server"
 )
 
 // Config is the one configuration of a broker. Every field has a flag
@@ -40,9 +39,6 @@ type Config struct {
 	// QUICSockets is how many UDP sockets share the QUIC port
 	// (SO_REUSEPORT), each with its own read loop and receive buffer.
 	QUICSockets int `json:"quic_sockets"`
-	// QUICReceiveBuffer is the receive buffer asked for each QUIC socket
-	// (bytes; beyond net.core.rmem_max when run as root).
-	QUICReceiveBuffer int `json:"quic_receive_buffer"`
 	// Admin is the admin API listener (HTTPS). Keep it on loopback or a
 	// management network.
 	Admin string `json:"admin"`
@@ -116,7 +112,6 @@ func DefaultConfig() Config {
 		EventRing:         65536,
 		ReleaseBodyLimit:  64 << 20,
 		QUICSockets:       4,
-		QUICReceiveBuffer: server.DefaultQUICReceiveBuffer,
 		AcceptRate:        DefaultAcceptRatePerCore * float64(runtime.NumCPU()),
 		AcceptBurst:       500,
 		MaxConns:          1_000_000,
@@ -154,9 +149,6 @@ func (c *Config) Validate() error {
 	}
 	if c.QUICSockets == 0 {
 		c.QUICSockets = d.QUICSockets
-	}
-	if c.QUICReceiveBuffer == 0 {
-		c.QUICReceiveBuffer = d.QUICReceiveBuffer
 	}
 	if c.AcceptRate == 0 {
 		c.AcceptRate = d.AcceptRate
@@ -199,9 +191,6 @@ func (c *Config) Validate() error {
 	}
 	if c.QUICSockets < 1 || c.QUICSockets > 64 {
 		bad("quic-sockets %d: want 1..64", c.QUICSockets)
-	}
-	if c.QUICReceiveBuffer < 64<<10 || c.QUICReceiveBuffer > 1<<30 {
-		bad("quic-receive-buffer %d: want 64 KiB..1 GiB", c.QUICReceiveBuffer)
 	}
 	if !(c.AcceptRate > 0) || c.AcceptBurst < 1 || c.MaxConns < 1 {
 		bad("accept-rate, accept-burst and max-conns must be positive")
@@ -283,7 +272,6 @@ var options = []option{
 	strOpt("listen", "client listener, TLS over TCP and QUIC over UDP", func(c *Config) *string { return &c.Listen }),
 	boolOpt("disable-quic", "serve clients over TLS/TCP only", func(c *Config) *bool { return &c.DisableQUIC }),
 	intOpt("quic-sockets", "UDP sockets sharing the QUIC port (SO_REUSEPORT), each with its own read loop", func(c *Config) *int { return &c.QUICSockets }),
-	intOpt("quic-receive-buffer", "receive buffer in bytes asked for each QUIC socket (beyond net.core.rmem_max when run as root)", func(c *Config) *int { return &c.QUICReceiveBuffer }),
 	strOpt("admin", "admin API listener (HTTPS)", func(c *Config) *string { return &c.Admin }),
 	strOpt("nats-url", "external NATS URL; empty runs an embedded NATS server", func(c *Config) *string { return &c.NATSURL }),
 	strOpt("nats-listen", "embedded NATS listener (port 0: any free port)", func(c *Config) *string { return &c.NATSListen }),

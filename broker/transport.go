@@ -25,7 +25,6 @@ func (b *Broker) startTransport() error {
 		TLS:               &tls.Config{Certificates: []tls.Certificate{b.cert}},
 		DisableQUIC:       b.cfg.DisableQUIC,
 		QUICSockets:       b.cfg.QUICSockets,
-		QUICReceiveBuffer: b.cfg.QUICReceiveBuffer,
 		StatelessResetKey: resetKey,
 		AcceptRate:        b.cfg.AcceptRate,
 		AcceptBurst:       b.cfg.AcceptBurst,

@@ -49,16 +49,6 @@ type Config struct {
 	// net.core.rmem_max) overflow when tens of thousands of clients
 	// connect at once. Default 4; 1 to 64.
 	QUICSockets int
-	// QUICReceiveBuffer is the receive buffer asked for each QUIC socket,
-	// in bytes (SO_RCVBUFFORCE where the process may, else SO_RCVBUF up
-	// to net.core.rmem_max; the kernel doubles it for its bookkeeping).
-	// quic-go asks for 7 MB, which rmem_max capped at 4 MB here: while
-	// 100,000 QUIC clients connected, a read loop that fell a second
-	// behind overflowed it, and the lost handshakes and heartbeats came
-	// back as retransmissions with backed-off timers, which fed the
-	// overload (bench/RESULTS.md). Memory is used only while datagrams
-	// wait. Default 32 MiB; 64 KiB to 1 GiB.
-	QUICReceiveBuffer int
 	// NoPoller keeps a goroutine per idle TLS connection, blocked in a
 	// shallow read (park.go), instead of parking idle sessions in the
 	// poller (poller.go). For comparison and for systems without epoll.
@@ -159,7 +149,6 @@ func (c *Config) Validate() error {
 	defi(&c.AcceptBurst, 500)
 	defi(&c.MaxHandshakes, 256)
 	defi(&c.QUICSockets, 4)
-	defi(&c.QUICReceiveBuffer, DefaultQUICReceiveBuffer)
 	defi(&c.MaxConns, 1_000_000)
 	def(&c.HandshakeTimeout, 10*time.Second)
 	def(&c.ParkAfter, 250*time.Millisecond)
@@ -197,9 +186,6 @@ func (c *Config) Validate() error {
 	}
 	if c.QUICSockets < 1 || c.QUICSockets > 64 {
 		bad("quic sockets %d: want 1 to 64", c.QUICSockets)
-	}
-	if c.QUICReceiveBuffer < 64<<10 || c.QUICReceiveBuffer > 1<<30 {
-		bad("quic receive buffer %d: want 64 KiB to 1 GiB", c.QUICReceiveBuffer)
 	}
 	if c.MaxHandshakes < 1 || c.MaxConns < 1 || c.MaxConnsPerIP < 0 {
 		bad("max handshakes and max conns must be positive, max conns per IP >= 0")
@@ -266,6 +252,3 @@ func GenerateCert(hosts ...string) (tls.Certificate, error) {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
-
-// DefaultQUICReceiveBuffer is Config.QUICReceiveBuffer's default.
-const DefaultQUICReceiveBuffer = 32 << 20

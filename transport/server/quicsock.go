@@ -22,10 +22,7 @@ import (
 // kernel hashes each client's address onto one of the sockets, so a
 // connection's packets always reach the same transport (its connection
 // IDs live there), every socket has its own buffer, and the read loops
-// run in parallel. Each socket also asks for a receive buffer of
-// Config.QUICReceiveBuffer (32 MiB; beyond rmem_max when run as root): at
-// 100,000 clients a read loop that fell a second behind still overflowed
-// 8 MB (setReceiveBuffer).
+// run in parallel.
 type quicSock struct {
 	ln *quic.Listener
 	tr *quic.Transport
@@ -42,7 +39,6 @@ func (srv *Server) listenQUIC(addr string) ([]quicSock, error) {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			setReceiveBuffer(int(fd), srv.cfg.QUICReceiveBuffer)
 		})
 		if err != nil {
 			return err
@@ -118,15 +114,5 @@ func closeQUIC(qs []quicSock) {
 		_ = q.ln.Close()
 		_ = q.tr.Close()
 		_ = q.tr.Conn.Close()
-	}
-}
-
-// setReceiveBuffer asks for a socket receive buffer of n bytes: beyond
-// net.core.rmem_max where the process may (SO_RCVBUFFORCE needs
-// CAP_NET_ADMIN), else as much as rmem_max allows. quic-go only ever
-// raises a buffer, so it keeps this one.
-func setReceiveBuffer(fd, n int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
 	}
 }
