@@ -28,10 +28,16 @@ type Config struct {
 	// MaxConcurrent is the broker's max_concurrent for the run.
 	MaxConcurrent int
 	// StartsPerSec is the broker's starts_per_sec for the run (its start
-	// burst is one second of it). 0: DefaultStartsPerSec. Unpaced, a
-	// release's first wave is max_concurrent downloads and reconnect
-	// cycles in one instant, which on a loaded broker costs more than the
-	// pacing does (bench/RESULTS.md, the 100,000-client QUIC rollout).
+	// burst is one second of it, at most max_concurrent). 0: unthrottled
+	// (the most the API allows), so that max_concurrent alone shapes the
+	// rollout, as the makespan bound assumes. Unpaced, a release's first
+	// wave is max_concurrent downloads and reconnects in one instant; on
+	// a loaded broker 2·max_concurrent/upgrade_time paces it over half an
+	// upgrade time (bench/RESULTS.md, the 100,000-client QUIC rollout).
+	// It is not the default because a start rate binds for passive
+	// clients: they arrive at their own check-in times and an overdue one
+	// that finds no token before its linger ends waits a whole period
+	// (6,690 of 85,000 later than one period at 400/s in the TLS rollout).
 	StartsPerSec float64
 	// UpgradeTime is the mean time an agent takes to install a package
 	// once fetched; each upgrade takes UpgradeTime·(1±UpgradeJitter),
@@ -125,7 +131,7 @@ func (c *Config) Validate() error {
 	}
 	def(&c.UpgradeTime, 2*time.Second)
 	if c.StartsPerSec == 0 {
-		c.StartsPerSec = DefaultStartsPerSec(c.MaxConcurrent, c.UpgradeTime)
+		c.StartsPerSec = engine.MaxStartsPerSec
 	}
 	if !(c.StartsPerSec > 0) || c.StartsPerSec > engine.MaxStartsPerSec {
 		return fmt.Errorf("loadtest: start-rate must be above 0 and at most %d, got %v", engine.MaxStartsPerSec, c.StartsPerSec)
@@ -193,19 +199,6 @@ func (c *Config) Validate() error {
 
 // Fleet is the number of enrolled agents (consoles not counted).
 func (c *Config) Fleet() int { return c.Active + c.Passive + c.Jumpoints }
-
-// DefaultStartsPerSec is twice the rate at which slots free up once the
-// rollout runs (maxConcurrent per upgrade time), at least 10 per second:
-// after the first wave the bucket never holds a free slot back, and the
-// first wave ramps up over half an upgrade time instead of starting
-// maxConcurrent downloads at once, which costs the makespan about a
-// quarter of an upgrade time (jumpload sim uses the same rule).
-func DefaultStartsPerSec(maxConcurrent int, upgradeTime time.Duration) float64 {
-	if upgradeTime <= 0 {
-		return engine.MaxStartsPerSec
-	}
-	return min(engine.MaxStartsPerSec, max(10, 2*float64(maxConcurrent)/upgradeTime.Seconds()))
-}
 
 // startBurst is the start bucket's depth for a rate: one second of starts,
 // within 1..maxConcurrent.

@@ -403,27 +403,28 @@ func TestWatchBrokerSamplesTheBrokersCount(t *testing.T) {
 	}
 }
 
-// TestStartRateDefault: a run paces upgrade starts at twice the rate slots
-// free up (at least 10/s), with one second of burst, and the broker gets
-// exactly that.
-func TestStartRateDefault(t *testing.T) {
+// TestStartRate: a run leaves upgrade starts unthrottled unless told a
+// rate (its burst is then one second of starts, within max_concurrent),
+// and the broker gets exactly that.
+func TestStartRate(t *testing.T) {
 	for _, c := range []struct {
 		conc  int
-		up    time.Duration
 		rate  float64
+		want  float64
 		burst int
 	}{
-		{5000, time.Minute, 5000.0 / 30, 167},
-		{100, 2 * time.Second, 100, 100},
-		{1, time.Hour, 10, 1},
+		{5000, 0, engine.MaxStartsPerSec, 5000},
+		{5000, 5000.0 / 30, 5000.0 / 30, 167},
+		{100, 1000, 1000, 100},
+		{1, 10, 10, 1},
 	} {
-		cfg := Config{Scenario: ScenarioRollout, Active: 10, MaxConcurrent: c.conc, UpgradeTime: c.up}
+		cfg := Config{Scenario: ScenarioRollout, Active: 10, MaxConcurrent: c.conc, StartsPerSec: c.rate}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		if math.Abs(cfg.StartsPerSec-c.rate) > 1e-9 || startBurst(cfg.StartsPerSec, c.conc) != c.burst {
-			t.Errorf("max_concurrent %d, upgrade %v: rate %v burst %d, want %v and %d",
-				c.conc, c.up, cfg.StartsPerSec, startBurst(cfg.StartsPerSec, c.conc), c.rate, c.burst)
+		if math.Abs(cfg.StartsPerSec-c.want) > 1e-9 || startBurst(cfg.StartsPerSec, c.conc) != c.burst {
+			t.Errorf("max_concurrent %d, rate %v: rate %v burst %d, want %v and %d",
+				c.conc, c.rate, cfg.StartsPerSec, startBurst(cfg.StartsPerSec, c.conc), c.want, c.burst)
 		}
 	}
 	bad := Config{Scenario: ScenarioRollout, Active: 10, StartsPerSec: -1}
