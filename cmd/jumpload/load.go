@@ -383,7 +383,6 @@ func childCommand(d *loadtest.NetDialer) func(cfg *loadtest.Config, shard, n int
 // runAgents is a load-generator child (see loadtest.RunChild): started by
 // a jumpload parent, not by hand.
 func runAgents(args []string) error {
-	yieldCPU() // the broker under test gets the cores first (nice.go)
 	fs := flag.NewFlagSet("jumpload agents", flag.ContinueOnError)
 	cj := fs.String("config", "", "the run's loadtest.Config as JSON")
 	dj := fs.String("dialer", "", "the loadtest.NetDialer as JSON")
@@ -399,6 +398,7 @@ func runAgents(args []string) error {
 	if err := json.Unmarshal([]byte(*dj), &d); err != nil {
 		return fmt.Errorf("--dialer: %w", err)
 	}
+	yieldCPU(cfg.Protocol) // QUIC: the broker under test gets the cores first (nice.go)
 	var i, n int
 	if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil {
 		return fmt.Errorf("--shard %q: want I/N", *shard)

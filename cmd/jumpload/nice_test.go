@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// TestYieldCPU: every thread of a load process runs at loadNice (Linux
+// TestYieldCPU: every thread of a QUIC run's load process runs at loadNice (Linux
 // keeps niceness per thread; renicing only the main thread would leave the
 // Go runtime's other threads at full priority).
 func TestYieldCPU(t *testing.T) {
-	yieldCPU()
+	yieldCPU("quic")
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
