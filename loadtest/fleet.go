@@ -512,20 +512,14 @@ var clientFailCodes = map[string]uint16{
 // in the middle of its upgrade. A failed heartbeat does not stop the
 // (local) install; the agent then reconnects on its new version as usual.
 func (f *fleet) install(ctx context.Context, c AgentConn, d time.Duration, tick <-chan time.Time) bool {
-	end := time.Now().Add(d)
-	t := time.NewTimer(d)
-	defer t.Stop()
+	ictx, cancel := context.WithTimeout(ctx, d) // a heartbeat never outlasts the install
+	defer cancel()
 	for {
 		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
+		case <-ictx.Done():
+			return ctx.Err() == nil
 		case <-tick:
-			hctx, cancel := context.WithDeadline(ctx, end)
-			err := c.Heartbeat(hctx)
-			cancel()
-			if err != nil && hctx.Err() == nil {
+			if err := c.Heartbeat(ictx); err != nil && ictx.Err() == nil {
 				f.rec.Error(CodeOf(err))
 				tick = nil
 			}

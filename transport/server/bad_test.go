@@ -84,6 +84,18 @@ func (r *raw) expectError(code wire.ErrCode) *wire.Error {
 	return e
 }
 
+// expectTimeoutAfter reads the timeout Error that ends r's session, fails
+// if it came less than atLeast after start (0: any time), and logs when
+// it came; what names the deadline.
+func (r *raw) expectTimeoutAfter(start time.Time, atLeast time.Duration, what string) {
+	r.t.Helper()
+	e := r.expectError(wire.CodeTimeout)
+	if d := time.Since(start); d < atLeast {
+		r.t.Fatalf("%s: closed after %v, before %v", what, d, atLeast)
+	}
+	r.t.Logf("%s after %v: %s", what, time.Since(start), e.Msg)
+}
+
 func (r *raw) expectClosed() {
 	r.t.Helper()
 	if m, err := r.r.ReadMsg(); err == nil {

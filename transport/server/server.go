@@ -475,35 +475,6 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 	})
 }
 
-// quicCloseWait bounds how long a closed session's QUIC connection waits
-// for its peer to close it.
-const quicCloseWait = 2 * time.Second
-
-func (q *quicStream) Close() error {
-	q.once.Do(func() {
-		_ = q.Stream.Close()
-		// Give the peer the stream's last bytes (an Error, a Bye with its
-		// retry-after) before the connection close overtakes them:
-		// CloseWithError discards unsent data, and a peer that has not
-		// read them yet when the close arrives loses them too. So the
-		// connection is closed by the peer, once it has read the FIN, or
-		// after quicCloseWait. (The stream's Context is no help: it ends
-		// as soon as Close is called.)
-		q.wg.Add(1) // safe: the session's own goroutine is counted too
-		go func() {
-			defer q.wg.Done()
-			t := time.NewTimer(quicCloseWait)
-			defer t.Stop()
-			select {
-			case <-q.conn.Context().Done():
-			case <-t.C:
-			}
-			_ = q.conn.CloseWithError(0, "")
-		}()
-	})
-	return nil
-}
-
 // OnCommit routes a committed engine turn's pushes to sessions. It runs
 // on the engine goroutine and never blocks.
 func (srv *Server) OnCommit(turn uint64, out *engine.Output) {

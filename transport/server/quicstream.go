@@ -8,8 +8,9 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// Read deadlines of QUIC sessions are kept by one sweeper per server
-// instead of by the streams themselves.
+// A QUIC session's stream (quicStream): its read deadlines are kept by one
+// sweeper per server instead of by the stream itself, and closing it
+// closes the whole connection once the peer has read the last frame.
 //
 // A quic-go stream with a read deadline makes a time.Timer for every Read
 // that blocks, so 100,000 idle QUIC sessions kept 100,000 timers in the
@@ -38,6 +39,35 @@ type quicStream struct {
 	rdl     atomic.Int64 // read deadline, unix ns; 0: none
 	dmu     sync.Mutex
 	expired bool // owned by dmu: a past deadline is on the stream
+}
+
+// quicCloseWait bounds how long a closed session's QUIC connection waits
+// for its peer to close it.
+const quicCloseWait = 2 * time.Second
+
+func (q *quicStream) Close() error {
+	q.once.Do(func() {
+		_ = q.Stream.Close()
+		// Give the peer the stream's last bytes (an Error, a Bye with its
+		// retry-after) before the connection close overtakes them:
+		// CloseWithError discards unsent data, and a peer that has not
+		// read them yet when the close arrives loses them too. So the
+		// connection is closed by the peer, once it has read the FIN, or
+		// after quicCloseWait. (The stream's Context is no help: it ends
+		// as soon as Close is called.)
+		q.wg.Add(1) // safe: the session's own goroutine is counted too
+		go func() {
+			defer q.wg.Done()
+			t := time.NewTimer(quicCloseWait)
+			defer t.Stop()
+			select {
+			case <-q.conn.Context().Done():
+			case <-t.C:
+			}
+			_ = q.conn.CloseWithError(0, "")
+		}()
+	})
+	return nil
 }
 
 // SetReadDeadline records the deadline for the sweeper. A deadline that
