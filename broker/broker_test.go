@@ -376,7 +376,9 @@ func TestRollout(t *testing.T) {
 	text := metrics(t, c)
 	for _, want := range []string{"process_cpu_seconds_total", `jumpfleet_clients{kind="active",state="current"} 20`,
 		"jumpfleet_upgrades_in_flight 0", `jumpfleet_queue_length{lane="jump"} 0`, "jumpfleet_events_published_total",
-		`jumpfleet_admin_requests_total{code="200",route="/v1/status"}`} {
+		`jumpfleet_admin_requests_total{code="200",route="/v1/status"}`,
+		fmt.Sprintf(`jumpfleet_engine_events_total{type="upgraded"} %d`, n), `jumpfleet_engine_events_total{type="failed"} 1`,
+		`jumpfleet_engine_events_total{type="lease_expired"} 0`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -41,6 +41,24 @@ const (
 
 var dropReasons = [...]string{DropQueueFull, DropPublishError, DropEncodeError, DropClosed}
 
+// eventTypes are the engine's event types, counted by type as they are
+// handed over (jumpfleet_engine_events_total), published or not: lease
+// expiries and retries are what an admin watches a rollout for.
+var eventTypes = [...]engine.EventType{engine.EvQueued, engine.EvStarted, engine.EvProgress, engine.EvUpgraded,
+	engine.EvRetryScheduled, engine.EvFailed, engine.EvLeaseExpired, engine.EvJumpRequested, engine.EvJumpReady,
+	engine.EvRetried, engine.EvSettingsChanged, engine.EvReleasePublished}
+
+// typeIndex returns t's index in eventTypes, or len(eventTypes) for a type
+// this list does not know (counted as "other").
+func typeIndex(t engine.EventType) int {
+	for i, k := range eventTypes {
+		if k == t {
+			return i
+		}
+	}
+	return len(eventTypes)
+}
+
 // Publisher publishes committed events on NATS from its own goroutine.
 // Enqueue never blocks: the engine goroutine hands over a turn's events and
 // goes on; when the bounded queue is full the events are dropped and
@@ -60,8 +78,9 @@ type Publisher struct {
 
 	published atomic.Uint64
 	dropped   [len(dropReasons)]atomic.Uint64
+	byType    [len(eventTypes) + 1]atomic.Uint64 // the last one: types not in eventTypes
 
-	descPublished, descDropped *prometheus.Desc
+	descPublished, descDropped, descByType *prometheus.Desc
 }
 
 type batch struct {
@@ -89,6 +108,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	p := &Publisher{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
 		descPublished: prometheus.NewDesc("jumpfleet_events_published_total", "Engine events published on NATS.", nil, nil),
 		descDropped:   prometheus.NewDesc("jumpfleet_events_dropped_total", "Engine events not published, by reason.", []string{"reason"}, nil),
+		descByType:    prometheus.NewDesc("jumpfleet_engine_events_total", "Engine events committed, by type.", []string{"type"}, nil),
 	}
 	go p.run()
 	return p, nil
@@ -100,6 +120,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 func (p *Publisher) Enqueue(turn uint64, evs []engine.Event) {
 	if len(evs) == 0 {
 		return
+	}
+	for i := range evs {
+		p.byType[typeIndex(evs[i].Type)].Add(1)
 	}
 	p.mu.Lock()
 	switch {
@@ -213,6 +236,7 @@ func (p *Publisher) Stats() Stats {
 func (p *Publisher) Describe(ch chan<- *prometheus.Desc) {
 	ch <- p.descPublished
 	ch <- p.descDropped
+	ch <- p.descByType
 }
 
 // Collect implements prometheus.Collector.
@@ -221,4 +245,8 @@ func (p *Publisher) Collect(ch chan<- prometheus.Metric) {
 	for i, r := range dropReasons {
 		ch <- prometheus.MustNewConstMetric(p.descDropped, prometheus.CounterValue, float64(p.dropped[i].Load()), r)
 	}
+	for i, t := range eventTypes {
+		ch <- prometheus.MustNewConstMetric(p.descByType, prometheus.CounterValue, float64(p.byType[i].Load()), string(t))
+	}
+	ch <- prometheus.MustNewConstMetric(p.descByType, prometheus.CounterValue, float64(p.byType[len(eventTypes)].Load()), "other")
 }
