@@ -72,14 +72,19 @@ func turn(t testing.TB, e *Engine, now time.Time) []ClientID {
 
 func TestQueuedOnceAndFIFO(t *testing.T) {
 	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
-	for n := 1; n <= 3; n++ {
+	// The first takes the free slot in its own check-in, and its answer
+	// says so; the others queue behind it.
+	if a := checkIn(t, e, t0, 1, KindActive, vOld); a.State != StateUpgrading || a.Position != 0 {
+		t.Fatalf("client 1: %+v, want upgrading", a)
+	}
+	for n := 2; n <= 3; n++ {
 		a := checkIn(t, e, t0, n, KindActive, vOld)
-		if a.State != StatePending || a.Position != n {
-			t.Fatalf("client %d: %+v, want pending at %d", n, a, n)
+		if a.State != StatePending || a.Position != n-1 {
+			t.Fatalf("client %d: %+v, want pending at %d", n, a, n-1)
 		}
 	}
 	// A second check-in does not queue twice.
-	if a := checkIn(t, e, t0, 2, KindActive, vOld); a.Position != 2 {
+	if a := checkIn(t, e, t0, 2, KindActive, vOld); a.Position != 1 {
 		t.Fatalf("re-check-in moved the client: %+v", a)
 	}
 	if got := turn(t, e, t0); len(got) != 1 || got[0] != id(1) {
@@ -294,7 +299,7 @@ func TestStartRatePaces(t *testing.T) {
 }
 
 func TestBadInputNothingApplied(t *testing.T) {
-	e := newTestEngine(t, nil)
+	e := newTestEngine(t, func(s *Settings) { s.Paused = true }) // client 1 stays pending
 	checkIn(t, e, t0, 1, KindActive, vOld)
 	before := e.Status(t0)
 	cases := []struct {
@@ -355,8 +360,8 @@ func TestPassiveRetryAfter(t *testing.T) {
 		checkIn(t, e, t0, n, KindActive, vOld)
 	}
 	a := checkIn(t, e, t0, 100, KindPassive, vOld)
-	if a.Position != 51 || a.RetryAfter < time.Second {
-		t.Fatalf("passive answer %+v: want position 51 and a retry-after", a)
+	if a.Position != 50 || a.RetryAfter < time.Second { // client 1 holds the slot
+		t.Fatalf("passive answer %+v: want position 50 and a retry-after", a)
 	}
 }
 
@@ -378,5 +383,24 @@ func TestJumpReadyWithoutWaiter(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d jump_ready events, want 1", n)
+	}
+}
+
+// TestCheckInStartsAtOnce: a queued client that checks in while a slot is
+// free is started in its own check-in, and the answer says upgrading. A
+// passive client answered "pending" leaves; started at the end of the turn
+// instead, it held a slot it never heard of until it came back.
+func TestCheckInStartsAtOnce(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	a := checkIn(t, e, t0, 1, KindPassive, vOld)
+	if a.State != StateUpgrading || a.RetryAfter != 0 {
+		t.Fatalf("passive client with a free slot: %+v, want upgrading", a)
+	}
+	if got := turn(t, e, t0); len(got) != 1 || got[0] != id(1) {
+		t.Fatalf("dispatched %v, want client 1", got)
+	}
+	// The slot is taken: the next one is told its place and when to come back.
+	if a := checkIn(t, e, t0, 2, KindPassive, vOld); a.State != StatePending || a.Position != 1 || a.RetryAfter < time.Second {
+		t.Fatalf("passive client with no free slot: %+v, want pending at 1 with a retry-after", a)
 	}
 }

@@ -86,7 +86,7 @@ func TestNodeLeaseExpiryVirtualTime(t *testing.T) {
 		}
 		for c := 1; c <= 2; c++ {
 			a, err := n.CheckIn(ctx, CheckIn{ID: id(c), Kind: KindActive, Platform: PlatformWindowsX64, Version: vOld})
-			if err != nil || a.State != StatePending {
+			if want := []State{StateUpgrading, StatePending}[c-1]; err != nil || a.State != want {
 				t.Fatalf("check-in %d: %+v %v", c, a, err)
 			}
 		}

@@ -32,10 +32,13 @@ func TestRequeueAfterFinishKeepsJumpLane(t *testing.T) {
 		t.Fatalf("jump: %+v", a)
 	}
 	publish(t, e, "r3", vNewer)
+	// Back on vNew, outdated again: re-queued and, the slot being free,
+	// started in the same check-in, ahead of client 2 (queued before it in
+	// the normal lane): it went to the jump lane.
 	a := checkIn(t, e, t0.Add(time.Minute), 1, KindActive, vNew)
 	got := turn(t, e, t0.Add(time.Minute))
-	if a.Lane != LaneJump || len(got) != 1 || got[0] != id(1) {
-		t.Fatalf("jumped client re-queued in lane %v at %d; next dispatch %v", a.Lane, a.Position, got)
+	if a.State != StateUpgrading || len(got) != 1 || got[0] != id(1) {
+		t.Fatalf("jumped client answered %+v; next dispatch %v", a, got)
 	}
 }
 
@@ -143,32 +146,43 @@ func TestInvalidPackageRefused(t *testing.T) {
 func TestFrontierDoesNotMoveBackForOverdueClients(t *testing.T) {
 	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
 	now := t0
+	checkIn(t, e, now, 9, KindActive, vOld) // holds the slot while 1–4 queue
 	for n := 1; n <= 4; n++ {
-		checkIn(t, e, now, n, KindPassive, vOld)
+		if a := checkIn(t, e, now, n, KindPassive, vOld); a.State != StatePending {
+			t.Fatalf("client %d: %+v, want pending", n, a)
+		}
 		if err := e.Disconnect(now, id(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := turn(t, e, now); len(got) != 0 {
-		t.Fatalf("offline clients dispatched: %v", got)
+	checkIn(t, e, now, 9, KindActive, vNew)
+	if got := turn(t, e, now); len(got) != 1 || got[0] != id(9) {
+		t.Fatalf("dispatched %v, want only client 9 (the others are offline)", got)
 	}
-	serve := func(n int, wantOverdue bool) {
-		t.Helper()
+	// 4 is the only one online: it takes the slot in its check-in and
+	// passes 1, 2 and 3.
+	now = now.Add(time.Second)
+	if a := checkIn(t, e, now, 4, KindPassive, vOld); a.State != StateUpgrading {
+		t.Fatalf("client 4 online with a free slot: %+v", a)
+	}
+	turn(t, e, now)
+	// Each of the others checks in while the one before holds the slot:
+	// overdue (pending, retry-after 0: stay for the next slot), and
+	// started when the slot frees. Serving 1 late must not make 2 and 3
+	// "not overdue" again.
+	prev := 4
+	for _, n := range []int{1, 2, 3} {
 		now = now.Add(time.Second)
-		a := checkIn(t, e, now, n, KindPassive, vOld)
-		if overdue := a.State == StatePending && a.RetryAfter == 0; overdue != wantOverdue {
-			t.Fatalf("client %d: %+v, overdue %v, want %v", n, a, overdue, wantOverdue)
+		if a := checkIn(t, e, now, n, KindPassive, vOld); a.State != StatePending || a.RetryAfter != 0 {
+			t.Fatalf("client %d: %+v, want overdue (pending, retry-after 0)", n, a)
 		}
+		checkIn(t, e, now, prev, KindPassive, vNew) // the slot frees
 		if got := turn(t, e, now); len(got) != 1 || got[0] != id(n) {
 			t.Fatalf("client %d online with a free slot, dispatched %v", n, got)
 		}
-		checkIn(t, e, now, n, KindPassive, vNew)
-		if err := e.Disconnect(now, id(n)); err != nil {
+		if err := e.Disconnect(now, id(prev)); err != nil {
 			t.Fatal(err)
 		}
+		prev = n
 	}
-	serve(4, false) // the only one online: it passes 1, 2 and 3
-	serve(1, true)  // served late; 2 and 3 are still behind the frontier
-	serve(2, true)
-	serve(3, true)
 }

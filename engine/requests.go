@@ -85,6 +85,14 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 			e.emit(ev)
 		}
 	}
+	if e.ents[i].state == StatePending {
+		// Start it now if its turn has come and a slot is free, so that
+		// the answer says upgrading. Left to the end of the turn, the
+		// start reached a passive client after an answer of "pending,
+		// position 5,000, come back in a minute": it had gone, and its
+		// slot sat idle until it came back.
+		e.dispatch(now)
+	}
 	en = &e.ents[i]
 	a := Answer{State: en.state, Target: e.site[en.platform], Lane: en.lane, Position: e.position(en), New: isNew}
 	if en.state == StatePending && en.kind == KindPassive {
