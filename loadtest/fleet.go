@@ -631,23 +631,25 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 }
 
 // pendingCap is the longest a queued passive client stays away: one period
-// less twice its linger (the linger it may spend waiting for the slot once
-// it is back, and as much again for the check-in and the offer on a busy
-// machine), never less than half a period. A client whose turn passes just
-// after it left is then back, told it is overdue, and offered the next free
-// slot within pendingCap + linger < one period of its turn. The cost: a
-// queued client checks in at least every pendingCap instead of every
-// period, about period/(period−2·linger) times as often (1.07× at the
-// default 60 s period and 2 s linger, 1.02× at 240 s); its other
+// less what it may need once back, never less than half a period. Back,
+// it reconnects and checks in (2 lingers allowed: a handshake waits its
+// turn on a busy machine), is told it is overdue, and waits up to
+// overdueLinger for the next free slot; a client whose turn passed just
+// after it left is then served within pendingCap + 2·linger +
+// overdueLinger = one period of its turn. (It used to leave only the 2
+// lingers: clients that came back to a busy machine and waited a few
+// seconds for a slot were late by up to 2 s.) The cost: a queued client
+// checks in at least every pendingCap instead of every period: 1.5× as
+// often at the default 60 s period, 1.09× at 240 s (time scale 360); its other
 // check-ins (retry-after, extra ones) restart the count, so most queued
-// clients pay nothing extra. In the field the broker's own retry-after cap
-// (engine Config.MaxRetryAfter, 1 h of a 24 h period) bounds this much
+// clients pay nothing extra. In the field the broker's own retry-after
+// cap (engine Config.MaxRetryAfter, 1 h of a 24 h period) bounds this much
 // more tightly; a time-scaled run cannot afford that cap scaled down
-// (2.5 s at the default time scale: every queued client would hand-shake
+// (2.5 s at the default 60 s period: every queued client would hand-shake
 // every 2.5 s), so the agent keeps the bound the issue asks for instead.
 func (f *fleet) pendingCap() time.Duration {
 	p, l := f.cfg.PassivePeriod, f.cfg.PassiveLinger
-	return max(p-2*l, p/2)
+	return max(p-2*l-f.overdueLinger(), p/2)
 }
 
 // lateOffer handles an offer that reached a passive client as it was
