@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -122,6 +123,40 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("checkins_total{proto=%s} = %v", proto, n)
 			}
 		})
+	}
+}
+
+// TestNoLingerWhenDescriptorsAreShort: near the open-files limit a
+// pending passive client on TCP is sent away at once with a retry-after
+// instead of holding a descriptor through its linger.
+func TestNoLingerWhenDescriptorsAreShort(t *testing.T) {
+	h := newHarness(t, 7, func(c *server.Config, s *engine.Settings) {
+		c.PassiveLinger = time.Minute
+		c.RetryAfter = 2 * time.Second
+	})
+	h.srv.SetLingerFDs(1) // every connection is past the mark
+	_, a := h.enroll("tls", wire.KindActive, v1, "")
+	if _, err := a.CheckIn(ctx(t), checkIn(wire.KindActive, v1)); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("r2", v2, 1000)
+	waitPush[*wire.UpgradeOffer](t, a) // A holds the only slot
+	_, p := h.enroll("tls", wire.KindPassive, v1, "r2")
+	ans, err := p.CheckIn(ctx(t), checkIn(wire.KindPassive, v1))
+	if err != nil || ans.State != wire.StatePending {
+		t.Fatalf("passive answer %+v %v", ans, err)
+	}
+	select { // long before the minute's linger
+	case <-p.Closed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("passive client kept through its linger")
+	}
+	var by *client.ByeError
+	if !errors.As(p.Err(), &by) || by.RetryAfter < 2*time.Second || by.RetryAfter < time.Duration(ans.RetryAfterMs)*time.Millisecond {
+		t.Fatalf("connection ended with %v, answer's retry-after %d ms: want a bye with at least the server's 2 s and the answer's", p.Err(), ans.RetryAfterMs)
+	}
+	if n := h.counter("jumpfleet_transport_drops_total", map[string]string{"reason": "linger_refused"}); n != 1 {
+		t.Fatalf("drops_total{reason=linger_refused} = %v, want 1", n)
 	}
 }
 

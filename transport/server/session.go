@@ -780,6 +780,13 @@ func (s *session) checkIn(p []byte) error {
 	if s.role == wire.KindPassive {
 		s.lastRetry = a.RetryAfter
 		s.linger = s.srv.now().Add(s.srv.cfg.PassiveLinger)
+		if a.State != engine.StateUpgrading && s.park != nil && !s.srv.lingerRoom() {
+			// Descriptors are short (lingerRoom): the linger ends now,
+			// with a goodbye that says when to come back.
+			s.srv.m.drop(dropNoLingerRoom)
+			s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
+			s.linger = s.srv.now()
+		}
 	}
 	if a.State == engine.StateUpgrading {
 		// A reconnecting client whose upgrade is under way: offer again so

@@ -1,0 +1,6 @@
+package server
+
+// SetLingerFDs sets how many descriptors connections may hold before
+// passive clients are no longer let linger (lingerRoom), as if the
+// open-files limit were 10/9 of n.
+func (srv *Server) SetLingerFDs(n int64) { srv.lingerFDs.Store(n) }
