@@ -431,6 +431,24 @@ func (n *Node) CheckIn(ctx context.Context, in CheckIn) (Answer, error) {
 	return call(ctx, n, func(e *Engine, now time.Time) (Answer, error) { return e.CheckIn(now, in) })
 }
 
+// CheckInOnce is CheckIn for a client that leaves with its answer unless
+// the answer starts its upgrade, or stay (if not nil) says it waits for
+// one: a passive client over HTTPS, or one the transport lets linger only
+// while it has descriptors to spare. stay runs on the engine goroutine and
+// must be quick. A client that leaves is offline again within the same
+// request, so the turn's dispatch cannot give a slot to a client that is
+// already gone (CheckIn and then Disconnect left a turn in between, and a
+// slot started then waited for the client's next check-in).
+func (n *Node) CheckInOnce(ctx context.Context, in CheckIn, stay func(Answer) bool) (Answer, error) {
+	return call(ctx, n, func(e *Engine, now time.Time) (Answer, error) {
+		a, err := e.CheckIn(now, in)
+		if err == nil && a.State != StateUpgrading && (stay == nil || !stay(a)) {
+			err = e.Disconnect(now, in.ID) // known: the check-in enrolled it
+		}
+		return a, err
+	})
+}
+
 // Post queues fn for a coming turn and returns without waiting for it.
 // Requests are applied in the order they were queued, so a posted request
 // is applied before any request queued after Post returns. It blocks only

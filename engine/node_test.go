@@ -330,3 +330,55 @@ func TestNodePostOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckInOnceLeavesOffline: a client checked in with CheckInOnce is
+// offline again within the request unless it was started, so a slot freed
+// later goes to a client that is there, not to one that has gone.
+func TestCheckInOnceLeavesOffline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		n, db := openNode(t, vfs.NewMem(), rec, func(s *Settings) { s.MaxConcurrent = 1 })
+		defer db.Close()
+		defer n.Close()
+		ctx := context.Background()
+		if _, err := n.PublishRelease(ctx, Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}}); err != nil {
+			t.Fatal(err)
+		}
+		checkIn := func(c int, k Kind, v Version, once bool) Answer {
+			t.Helper()
+			in := CheckIn{ID: id(c), Kind: k, Platform: PlatformWindowsX64, Version: v}
+			a, err := n.CheckIn(ctx, in)
+			if once {
+				a, err = n.CheckInOnce(ctx, in, nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		online := func(c int) bool {
+			t.Helper()
+			info, err := n.Client(ctx, id(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return info.Online
+		}
+		if a := checkIn(1, KindActive, vOld, false); a.State != StateUpgrading {
+			t.Fatalf("client 1: %+v, want upgrading", a)
+		}
+		if a := checkIn(2, KindPassive, vOld, true); a.State != StatePending || online(2) {
+			t.Fatalf("client 2 with no free slot: %+v, online %v: want pending and offline", a, online(2))
+		}
+		checkIn(1, KindActive, vNew, false) // the slot frees; nobody online waits
+		synctest.Wait()
+		if ds := rec.dispatched(); len(ds) != 1 || ds[0].Client != id(1) {
+			t.Fatalf("dispatches %v, want client 1's only", ds)
+		}
+		// With the slot free, the check-in starts it and it stays online
+		// for its offer.
+		if a := checkIn(2, KindPassive, vOld, true); a.State != StateUpgrading || !online(2) {
+			t.Fatalf("client 2 with a free slot: %+v, online %v: want upgrading and online", a, online(2))
+		}
+	})
+}

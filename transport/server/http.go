@@ -302,7 +302,18 @@ func (srv *Server) httpCheckIn(w http.ResponseWriter, r *http.Request) {
 		srv.writeErr(w, e)
 		return
 	}
-	a, err := srv.node.CheckIn(r.Context(), engine.CheckIn{ID: id, Kind: req.Kind, Platform: req.Platform, Version: req.Version})
+	in := engine.CheckIn{ID: id, Kind: req.Kind, Platform: req.Platform, Version: req.Version}
+	var a engine.Answer
+	var err error
+	if req.Kind == engine.KindPassive {
+		// Passive clients are online only while checked in, and an HTTP
+		// check-in is over with its answer (unless it starts the upgrade,
+		// whose offer the answer carries); persistent kinds polling over
+		// HTTP stay online so that dispatches reach their next poll.
+		a, err = srv.node.CheckInOnce(r.Context(), in, nil)
+	} else {
+		a, err = srv.node.CheckIn(r.Context(), in)
+	}
 	if err != nil {
 		srv.writeErr(w, engineToWire(err))
 		return
@@ -317,11 +328,6 @@ func (srv *Server) httpCheckIn(w http.ResponseWriter, r *http.Request) {
 				PackageSize: m.PackageSize, SHA256: hex.EncodeToString(m.SHA256[:]), Manifest: m.Manifest,
 				Signature: m.Signature[:], LeaseMs: uint32(srv.leaseTime().Milliseconds()), DownloadPath: m.DownloadPath}
 		}
-	} else if req.Kind == engine.KindPassive {
-		// Passive clients are online only while checked in, and an HTTP
-		// check-in is over with its answer; persistent kinds polling over
-		// HTTP stay online so that dispatches reach their next poll.
-		_ = srv.node.Disconnect(r.Context(), id)
 	}
 	writeJSON(w, resp)
 }

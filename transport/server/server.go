@@ -282,19 +282,27 @@ func (srv *Server) warnSometimes(msg string, f ...zap.Field) {
 }
 
 // lingerRoom reports whether a passive client on TCP may stay after its
-// answer for the offer of the next free slot (PassiveLinger). A lingering
-// client holds a descriptor for up to the linger; when the TCP
+// answer for the offer of the next free slot (PassiveLinger); overdue
+// says its turn has already come (pending, retry-after 0). A lingering
+// client holds a descriptor for up to the linger. When the TCP
 // connections and handshakes in flight reach 9/10 of the open-files
 // limit, those descriptors are what clients coming back from their
-// install (each freeing a slot) need to get in at all. Past that mark a
-// passive client is sent away at once with a retry-after. (In a rollout
-// of 15,000 active and 85,000 passive clients on a 20,000-descriptor
-// broker, ~5,000 lingering clients held the rest: accept failed with
-// EMFILE for minutes and 1,700 of 2,000 slots waited on clients that
-// could not reconnect.) QUIC connections hold no descriptor of their own.
-func (srv *Server) lingerRoom() bool {
-	limit := srv.lingerFDs.Load()
-	return limit <= 0 || srv.tcpOpen.Load()+int64(len(srv.hsSem)) < limit
+// install (each freeing a slot) need to get in at all: past that mark
+// only overdue clients may linger, the ones the next free slots are for,
+// and past 19/20 none. (In a rollout of 15,000 active and 85,000 passive
+// clients on a 20,000-descriptor broker, ~5,000 lingering clients held
+// the rest: accept failed with EMFILE for minutes and 1,700 of 2,000
+// slots waited on clients that could not reconnect.) QUIC connections
+// hold no descriptor of their own.
+func (srv *Server) lingerRoom(overdue bool) bool {
+	mark := srv.lingerFDs.Load() // 9/10 of the limit
+	if mark <= 0 {
+		return true
+	}
+	if overdue {
+		mark += mark / 18 // 19/20
+	}
+	return srv.tcpOpen.Load()+int64(len(srv.hsSem)) < mark
 }
 
 // admit applies the connection caps; it returns a release func, or the

@@ -761,7 +761,20 @@ func (s *session) checkIn(p []byte) error {
 		return nil
 	}
 	epoch := s.srv.node.Epoch() // read before asking: a release in between invalidates
-	a, err := s.srv.node.CheckIn(s.srv.ctx, in)
+	var a engine.Answer
+	var err error
+	lingers := true
+	if s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false) {
+		// Descriptors are short (lingerRoom): a passive client on TCP
+		// leaves with its answer, unless the answer starts its upgrade or
+		// its turn has come and there is still room for those.
+		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, func(a engine.Answer) bool {
+			lingers = a.State == engine.StatePending && a.RetryAfter == 0 && s.srv.lingerRoom(true)
+			return lingers
+		})
+	} else {
+		a, err = s.srv.node.CheckIn(s.srv.ctx, in)
+	}
 	if err != nil {
 		return s.engineError(err)
 	}
@@ -780,9 +793,8 @@ func (s *session) checkIn(p []byte) error {
 	if s.role == wire.KindPassive {
 		s.lastRetry = a.RetryAfter
 		s.linger = s.srv.now().Add(s.srv.cfg.PassiveLinger)
-		if a.State != engine.StateUpgrading && s.park != nil && !s.srv.lingerRoom() {
-			// Descriptors are short (lingerRoom): the linger ends now,
-			// with a goodbye that says when to come back.
+		if !lingers && a.State != engine.StateUpgrading {
+			// No linger: a goodbye now that says when to come back.
 			s.srv.m.drop(dropNoLingerRoom)
 			s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
 			s.linger = s.srv.now()
