@@ -404,3 +404,29 @@ func TestCheckInStartsAtOnce(t *testing.T) {
 		t.Fatalf("passive client with no free slot: %+v, want pending at 1 with a retry-after", a)
 	}
 }
+
+// TestCheckInMidUpgradeRenewsLease: a client that comes back on the same
+// version while upgrading (its offer lost, its connection broken) is
+// offered again and starts its install only then: its check-in renews the
+// lease, so the slot is not given away while it installs.
+func TestCheckInMidUpgradeRenewsLease(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1; s.LeaseTime = time.Minute })
+	if a := checkIn(t, e, t0, 1, KindPassive, vOld); a.State != StateUpgrading {
+		t.Fatalf("client 1: %+v", a)
+	}
+	checkIn(t, e, t0, 2, KindActive, vOld)
+	turn(t, e, t0)
+	back := t0.Add(50 * time.Second)
+	if a := checkIn(t, e, back, 1, KindPassive, vOld); a.State != StateUpgrading {
+		t.Fatalf("client 1 back mid-upgrade: %+v", a)
+	}
+	if got := turn(t, e, t0.Add(61*time.Second)); len(got) != 0 {
+		t.Fatalf("slot given to %v a minute after the start, 11 s after the re-offer", got)
+	}
+	if c, _ := e.Client(id(1)); c.State != StateUpgrading || !c.Lease.Equal(back.Add(time.Minute)) {
+		t.Fatalf("client 1 after the renewal: %+v", c)
+	}
+	if got := turn(t, e, back.Add(61*time.Second)); len(got) != 1 || got[0] != id(2) {
+		t.Fatalf("after the renewed lease: dispatched %v, want client 2", got)
+	}
+}

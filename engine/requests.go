@@ -72,6 +72,13 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 		if changed {
 			// The client came back on another version: this attempt is over.
 			e.finish(t, i)
+		} else {
+			// Back on the same version mid-upgrade (its offer was lost, or
+			// its connection broke): the transport offers again, and the
+			// client's install starts only now. Without a renewal a late
+			// re-offer ran past the lease, which then gave the slot to
+			// someone else while this client was still installing.
+			e.renewLease(t, i)
 		}
 	case StatePending, StateFailed:
 		if !e.outdated(en) {
@@ -271,17 +278,23 @@ func (e *Engine) Progress(now time.Time, id ClientID, bytesDone uint64) error {
 		return Errorf(CodeNotUpgrading, "client %s is %s, not upgrading", id, en.state)
 	}
 	t := ms(now)
+	e.renewLease(t, i)
+	ev := e.event(EvProgress, t, en)
+	ev.Bytes = bytesDone
+	e.emit(ev)
+	return nil
+}
+
+// renewLease gives upgrading client i a full lease from t, at most four
+// times per lease: each renewal is a durable write.
+func (e *Engine) renewLease(t int64, i int32) {
+	en := &e.ents[i]
 	lease := e.settings.LeaseTime.Milliseconds()
-	// Renew at most four times per lease: each renewal is a durable write.
 	if nd := t + lease; nd-en.deadline >= lease/4 {
 		en.deadline = nd
 		e.leases.Push(item{nd, i})
 		e.markDirty(i)
 	}
-	ev := e.event(EvProgress, t, en)
-	ev.Bytes = bytesDone
-	e.emit(ev)
-	return nil
 }
 
 // Fail records a failed upgrade attempt reported by the client.
