@@ -173,8 +173,8 @@ func TestFrontierDoesNotMoveBackForOverdueClients(t *testing.T) {
 	prev := 4
 	for _, n := range []int{1, 2, 3} {
 		now = now.Add(time.Second)
-		if a := checkIn(t, e, now, n, KindPassive, vOld); a.State != StatePending || a.RetryAfter != 0 {
-			t.Fatalf("client %d: %+v, want overdue (pending, retry-after 0)", n, a)
+		if a := checkIn(t, e, now, n, KindPassive, vOld); a.State != StatePending || a.RetryAfter != 0 || a.Rejoin < time.Second {
+			t.Fatalf("client %d: %+v, want overdue (pending, retry-after 0, a rejoin time in case it cannot stay)", n, a)
 		}
 		checkIn(t, e, now, prev, KindPassive, vNew) // the slot frees
 		if got := turn(t, e, now); len(got) != 1 || got[0] != id(n) {

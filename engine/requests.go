@@ -25,7 +25,13 @@ type Answer struct {
 	// pending passive client it is 0 only when its turn has already come
 	// (overdue): it should stay connected, the next free slot is its.
 	RetryAfter time.Duration
-	New        bool // first check-in of this client
+	// Rejoin is, for an overdue pending passive client (RetryAfter 0),
+	// when to come back if it cannot stay connected (the transport may be
+	// short of descriptors): about when the clients ahead of it, every one
+	// overdue longer, will have had their slots. The longest overdue come
+	// back soonest, so their turns are not left to chance.
+	Rejoin time.Duration
+	New    bool // first check-in of this client
 }
 
 // CheckIn records a check-in: the client is online from now until
@@ -104,6 +110,9 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 	a := Answer{State: en.state, Target: e.site[en.platform], Lane: en.lane, Position: e.position(en), New: isNew}
 	if en.state == StatePending && en.kind == KindPassive {
 		a.RetryAfter = e.retryAfter(t, en, a.Position)
+		if a.RetryAfter == 0 {
+			a.Rejoin = e.queueWait(a.Position)
+		}
 	}
 	return a, nil
 }
@@ -176,15 +185,26 @@ func (e *Engine) retryAfter(t int64, en *entry, pos int) time.Duration {
 	if e.overdue(en) {
 		return 0 // its turn has come: stay connected, the next free slot is its
 	}
-	var wait float64
 	if f := &e.front; en.lane == LaneNormal && f.speed > 0 && f.epoch == e.normal.epoch && en.seq >= f.seq {
-		wait = float64(en.seq-f.seq) / f.speed
-	} else {
-		wait = float64(pos-1) / float64(e.settings.MaxConcurrent) * e.meanDur
-		if byRate := float64(pos-1) / e.settings.StartsPerSec; byRate > wait {
-			wait = byRate
-		}
+		return e.jitterWait(float64(en.seq-f.seq) / f.speed)
 	}
+	return e.queueWait(pos)
+}
+
+// queueWait estimates the wait of the client at queue position pos from
+// the slots and the mean upgrade time (or the start rate, if that binds).
+func (e *Engine) queueWait(pos int) time.Duration {
+	wait := float64(pos-1) / float64(e.settings.MaxConcurrent) * e.meanDur
+	if byRate := float64(pos-1) / e.settings.StartsPerSec; byRate > wait {
+		wait = byRate
+	}
+	return e.jitterWait(wait)
+}
+
+// jitterWait turns an estimated wait in seconds into a retry-after: ×0.8
+// so that the client comes back early, ±10 % jitter, within [1 s,
+// MaxRetryAfter].
+func (e *Engine) jitterWait(wait float64) time.Duration {
 	wait *= 0.8
 	wait *= 0.9 + 0.2*e.rng.Float64()
 	d := time.Duration(wait * float64(time.Second))

@@ -796,7 +796,13 @@ func (s *session) checkIn(p []byte) error {
 		if !lingers && a.State != engine.StateUpgrading {
 			// No linger: a goodbye now that says when to come back.
 			s.srv.m.drop(dropNoLingerRoom)
-			s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
+			if a.State == engine.StatePending && a.RetryAfter == 0 {
+				// Overdue: back when the longer-overdue clients ahead
+				// of it have had their slots, the oldest soonest.
+				s.lastRetry = a.Rejoin
+			} else {
+				s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
+			}
 			s.linger = s.srv.now()
 		}
 	}
