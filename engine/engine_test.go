@@ -430,3 +430,47 @@ func TestCheckInMidUpgradeRenewsLease(t *testing.T) {
 		t.Fatalf("after the renewed lease: dispatched %v, want client 2", got)
 	}
 }
+
+// TestUnreachedStartIsUndone: a start whose offer reached no connection
+// (the client left as its slot came) is undone: the slot goes to the next
+// online client, the attempt is not counted, and the client is first in
+// line, overdue, when it is back. A client that came back meanwhile keeps
+// its upgrade.
+func TestUnreachedStartIsUndone(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	checkIn(t, e, t0, 9, KindActive, vOld) // holds the slot
+	checkIn(t, e, t0, 1, KindPassive, vOld)
+	checkIn(t, e, t0, 2, KindActive, vOld)
+	turn(t, e, t0)
+	checkIn(t, e, t0, 9, KindActive, vNew) // the slot frees: client 1 is next
+	e.Tick(t0)
+	out, err := e.TakeOutput(nil)
+	if err != nil || len(out.Dispatches) != 1 || out.Dispatches[0].Client != id(1) {
+		t.Fatalf("dispatches %+v %v, want client 1", out.Dispatches, err)
+	}
+	d := out.Dispatches[0]
+	if err := e.Disconnect(t0, id(1)); err != nil { // gone before its offer
+		t.Fatal(err)
+	}
+	if err := e.Unreached(t0, d.Client, d.Attempt, d.Lease); err != nil {
+		t.Fatal(err)
+	}
+	if got := turn(t, e, t0); len(got) != 1 || got[0] != id(2) {
+		t.Fatalf("after the undo dispatched %v, want client 2", got)
+	}
+	c, _ := e.Client(id(1))
+	if c.State != StatePending || c.Lane != LaneJump || c.Attempts != 0 {
+		t.Fatalf("client 1 after the undo: %+v, want pending in the jump lane, no attempt", c)
+	}
+	if a := checkIn(t, e, t0, 1, KindPassive, vOld); a.State != StatePending || a.RetryAfter != 0 || a.Position != 1 {
+		t.Fatalf("client 1 back: %+v, want overdue at the head", a)
+	}
+	// Client 2 is upgrading and comes back before its undo: kept.
+	c2, _ := e.Client(id(2))
+	if err := e.Unreached(t0, id(2), 1, c2.Lease); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := e.Client(id(2)); c.State != StateUpgrading {
+		t.Fatalf("online client 2 lost its upgrade: %+v", c)
+	}
+}

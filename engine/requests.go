@@ -287,6 +287,36 @@ func (e *Engine) Disconnect(now time.Time, id ClientID) error {
 	return nil
 }
 
+// Unreached undoes the start of client id's upgrade when its offer
+// reached no connection: the client left (a passive client's linger ran
+// out) in the moment its slot came, and the slot would otherwise wait for
+// it until it came back or the lease ended, after which it was counted a
+// failed attempt and held back by a backoff. The slot is freed at once,
+// the attempt not counted, and the client goes to the tail of the jump
+// lane: its turn had come, so it is first in line when it is back (and is
+// told it is overdue). attempt and lease are the Dispatch's: the undo
+// applies only while the client is still offline and upgrading on that
+// very start, lease unrenewed; anything else means it came back and heard
+// of its upgrade.
+func (e *Engine) Unreached(now time.Time, id ClientID, attempt int, lease time.Time) error {
+	i, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	en := &e.ents[i]
+	if en.state != StateUpgrading || en.flags&flagOnline != 0 || int(en.attempts) != attempt || en.deadline != lease.UnixMilli() {
+		return nil
+	}
+	t := ms(now)
+	en.attempts--
+	en.deadline = 0 // its lease heap entry is stale from here
+	e.enqueue(t, i, LaneJump)
+	ev := e.event(EvQueued, t, en)
+	ev.Lane, ev.Position = en.lane, e.position(en)
+	e.emit(ev)
+	return nil
+}
+
 // Progress renews the lease of an upgrade in flight.
 func (e *Engine) Progress(now time.Time, id ClientID, bytesDone uint64) error {
 	i, err := e.lookup(id)

@@ -15,6 +15,7 @@ const (
 	dropSlowReader    = "slow_reader"
 	dropPushQueue     = "push_queue_full"
 	dropPushOffline   = "push_no_session"
+	dropPushClosed    = "push_session_closed"
 	dropReplaced      = "replaced_by_new_connection"
 	dropHandshakeFail = "handshake_failed"
 	dropNonceWindow   = "nonce_window_full"

@@ -517,7 +517,10 @@ func (srv *Server) OnCommit(turn uint64, out *engine.Output) {
 		d := &out.Dispatches[i]
 		s := srv.reg.client(d.Client)
 		if s == nil {
+			// Gone as its turn came: the engine frees the slot and puts
+			// it first in line for when it is back (Engine.Unreached).
 			srv.m.drop(dropPushOffline)
+			srv.node.UnreachedAsync(*d)
 			continue
 		}
 		dc := *d

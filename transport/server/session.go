@@ -1008,6 +1008,7 @@ func (s *session) enqueue(p push) {
 	s.pmu.Lock()
 	if s.closed.Load() {
 		s.pmu.Unlock()
+		s.unreached(p)
 		return
 	}
 	if len(s.pq) >= s.srv.cfg.PushQueue {
@@ -1024,6 +1025,16 @@ func (s *session) enqueue(p push) {
 	}
 }
 
+// unreached hands back to the engine a start whose offer this closed
+// session can no longer deliver (Engine.Unreached; the engine ignores it
+// if the client has come back meanwhile).
+func (s *session) unreached(p push) {
+	if p.dispatch != nil {
+		s.srv.m.drop(dropPushClosed)
+		s.srv.node.UnreachedAsync(*p.dispatch)
+	}
+}
+
 // deliver writes the queued pushes (on a push worker).
 func (s *session) deliver() {
 	s.pmu.Lock()
@@ -1031,8 +1042,11 @@ func (s *session) deliver() {
 	s.pq = nil
 	s.scheduled = false
 	s.pmu.Unlock()
-	for _, p := range items {
+	for k, p := range items {
 		if s.closed.Load() {
+			for _, p := range items[k:] {
+				s.unreached(p)
+			}
 			return
 		}
 		if p.dispatch == nil {
