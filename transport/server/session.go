@@ -1014,6 +1014,7 @@ func (s *session) enqueue(p push) {
 	if len(s.pq) >= s.srv.cfg.PushQueue {
 		s.pmu.Unlock()
 		s.kick(dropPushQueue)
+		s.unreached(p)
 		return
 	}
 	s.pq = append(s.pq, p)
