@@ -81,9 +81,9 @@ func (r *registry) each(fn func(*session)) {
 func (r *registry) client(id engine.ClientID) *session {
 	sh := r.clientShard(id)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	s := sh.m[id]
-	sh.mu.Unlock()
-	if s == nil || s.leaving {
+	if s == nil || s.leaving { // leaving is written under sh.mu (unbindBegin)
 		return nil
 	}
 	return s

@@ -1028,9 +1028,11 @@ func (s *session) enqueue(p push) {
 
 // unreached hands back to the engine a start whose offer this closed
 // session can no longer deliver (Engine.Unreached; the engine ignores it
-// if the client has come back meanwhile).
+// if the client has come back meanwhile). Not if this session already
+// sent an offer: the push may repeat one the client got with its
+// check-in's answer, and the client may be installing.
 func (s *session) unreached(p push) {
-	if p.dispatch != nil {
+	if p.dispatch != nil && s.offer.Load() == nil {
 		s.srv.m.drop(dropPushClosed)
 		s.srv.node.UnreachedAsync(*p.dispatch)
 	}
