@@ -452,7 +452,7 @@ func TestUnreachedStartIsUndone(t *testing.T) {
 	if err := e.Disconnect(t0, id(1)); err != nil { // gone before its offer
 		t.Fatal(err)
 	}
-	if err := e.Unreached(t0, d.Client, d.Attempt, d.Lease); err != nil {
+	if err := e.Unreached(t0, d); err != nil {
 		t.Fatal(err)
 	}
 	if got := turn(t, e, t0); len(got) != 1 || got[0] != id(2) {
@@ -467,7 +467,7 @@ func TestUnreachedStartIsUndone(t *testing.T) {
 	}
 	// Client 2 is upgrading and comes back before its undo: kept.
 	c2, _ := e.Client(id(2))
-	if err := e.Unreached(t0, id(2), 1, c2.Lease); err != nil {
+	if err := e.Unreached(t0, Dispatch{Client: id(2), Attempt: 1, Lease: c2.Lease}); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := e.Client(id(2)); c.State != StateUpgrading {

@@ -449,29 +449,6 @@ func (n *Node) CheckInOnce(ctx context.Context, in CheckIn, stay func(Answer) bo
 	})
 }
 
-// UnreachedAsync posts Engine.Unreached for a dispatch whose offer reached
-// no connection, without waiting; it never blocks the caller, which may be
-// the engine goroutine itself (an OnCommit hook): when the request queue
-// is full it hands the request to a goroutine of its own.
-func (n *Node) UnreachedAsync(d Dispatch) {
-	fn := func(e *Engine, now time.Time) (any, error) {
-		return nil, e.Unreached(now, d.Client, d.Attempt, d.Lease)
-	}
-	r := n.pool.Get().(*request)
-	r.fn, r.async = fn, true
-	select {
-	case n.reqs <- r:
-		return
-	default:
-		n.recycle(r)
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Post(ctx, fn)
-	}()
-}
-
 // Post queues fn for a coming turn and returns without waiting for it.
 // Requests are applied in the order they were queued, so a posted request
 // is applied before any request queued after Post returns. It blocks only
@@ -507,6 +484,14 @@ func (n *Node) Epoch() uint64 { return n.epoch.Load() }
 // for a transport closing a connection, which has nobody to answer.
 func (n *Node) DisconnectAsync(ctx context.Context, id ClientID) error {
 	return n.Post(ctx, func(e *Engine, now time.Time) (any, error) { return nil, e.Disconnect(now, id) })
+}
+
+// UnreachedAsync posts Engine.Unreached for a dispatch whose offer
+// reached no connection, without waiting for it. Like Post it blocks
+// while the request queue is full: never call it on the engine goroutine
+// (an OnCommit hook hands it to a goroutine of its own).
+func (n *Node) UnreachedAsync(ctx context.Context, d Dispatch) error {
+	return n.Post(ctx, func(e *Engine, now time.Time) (any, error) { return nil, e.Unreached(now, d) })
 }
 
 // Disconnect marks a client offline.

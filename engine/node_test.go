@@ -71,19 +71,33 @@ func openNode(t testing.TB, fs vfs.FS, rec *recorder, change func(*Settings)) (*
 	return n, db
 }
 
+// publishR2 publishes site release r2: windows-x64 to vNew.
+func publishR2(t testing.TB, n *Node) {
+	t.Helper()
+	if _, err := n.PublishRelease(context.Background(), Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openOneSlot opens a node on an in-memory store with one slot and r2
+// published.
+func openOneSlot(t testing.TB, rec *recorder) (*Node, *store.DB) {
+	t.Helper()
+	n, db := openNode(t, vfs.NewMem(), rec, func(s *Settings) { s.MaxConcurrent = 1 })
+	publishR2(t, n)
+	return n, db
+}
+
 // TestNodeLeaseExpiryVirtualTime runs the driver under synctest: the lease
 // runs out on virtual time and the slot is given to the next client
 // without any input.
 func TestNodeLeaseExpiryVirtualTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		n, db := openNode(t, vfs.NewMem(), rec, func(s *Settings) { s.MaxConcurrent = 1 })
+		n, db := openOneSlot(t, rec)
 		defer db.Close()
 		defer n.Close()
 		ctx := context.Background()
-		if _, err := n.PublishRelease(ctx, Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}}); err != nil {
-			t.Fatal(err)
-		}
 		for c := 1; c <= 2; c++ {
 			a, err := n.CheckIn(ctx, CheckIn{ID: id(c), Kind: KindActive, Platform: PlatformWindowsX64, Version: vOld})
 			if want := []State{StateUpgrading, StatePending}[c-1]; err != nil || a.State != want {
@@ -197,9 +211,7 @@ func crashOnce(t *testing.T, seed uint64) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := n.PublishRelease(ctx, Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}}); err != nil {
-		t.Fatal(err)
-	}
+	publishR2(t, n)
 	const workers, perWorker = 8, 150
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -337,13 +349,10 @@ func TestNodePostOrder(t *testing.T) {
 func TestCheckInOnceLeavesOffline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		n, db := openNode(t, vfs.NewMem(), rec, func(s *Settings) { s.MaxConcurrent = 1 })
+		n, db := openOneSlot(t, rec)
 		defer db.Close()
 		defer n.Close()
 		ctx := context.Background()
-		if _, err := n.PublishRelease(ctx, Release{ID: "r2", Kind: ReleaseSite, Targets: []Target{{Platform: PlatformWindowsX64, Version: vNew}}}); err != nil {
-			t.Fatal(err)
-		}
 		checkIn := func(c int, k Kind, v Version, once bool) Answer {
 			t.Helper()
 			in := CheckIn{ID: id(c), Kind: k, Platform: PlatformWindowsX64, Version: v}

@@ -61,6 +61,11 @@ const (
 	EvReleasePublished EventType = "release_published"
 )
 
+// EventTypes lists every EventType, for consumers that count or route by
+// type (the events publisher's jumpfleet_engine_events_total).
+var EventTypes = [...]EventType{EvQueued, EvStarted, EvProgress, EvUpgraded, EvRetryScheduled, EvFailed,
+	EvLeaseExpired, EvJumpRequested, EvJumpReady, EvRetried, EvSettingsChanged, EvReleasePublished}
+
 // Event is one committed state change.
 type Event struct {
 	Type     EventType `json:"type"`

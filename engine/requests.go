@@ -294,17 +294,16 @@ func (e *Engine) Disconnect(now time.Time, id ClientID) error {
 // failed attempt and held back by a backoff. The slot is freed at once,
 // the attempt not counted, and the client goes to the tail of the jump
 // lane: its turn had come, so it is first in line when it is back (and is
-// told it is overdue). attempt and lease are the Dispatch's: the undo
-// applies only while the client is still offline and upgrading on that
-// very start, lease unrenewed; anything else means it came back and heard
-// of its upgrade.
-func (e *Engine) Unreached(now time.Time, id ClientID, attempt int, lease time.Time) error {
-	i, err := e.lookup(id)
+// told it is overdue). The undo applies only while the client is still
+// offline and upgrading on d's very start (its attempt, its lease
+// unrenewed); anything else means it came back and heard of its upgrade.
+func (e *Engine) Unreached(now time.Time, d Dispatch) error {
+	i, err := e.lookup(d.Client)
 	if err != nil {
 		return err
 	}
 	en := &e.ents[i]
-	if en.state != StateUpgrading || en.flags&flagOnline != 0 || int(en.attempts) != attempt || en.deadline != lease.UnixMilli() {
+	if en.state != StateUpgrading || en.flags&flagOnline != 0 || int(en.attempts) != d.Attempt || en.deadline != d.Lease.UnixMilli() {
 		return nil
 	}
 	t := ms(now)

@@ -41,22 +41,18 @@ const (
 
 var dropReasons = [...]string{DropQueueFull, DropPublishError, DropEncodeError, DropClosed}
 
-// eventTypes are the engine's event types, counted by type as they are
-// handed over (jumpfleet_engine_events_total), published or not: lease
-// expiries and retries are what an admin watches a rollout for.
-var eventTypes = [...]engine.EventType{engine.EvQueued, engine.EvStarted, engine.EvProgress, engine.EvUpgraded,
-	engine.EvRetryScheduled, engine.EvFailed, engine.EvLeaseExpired, engine.EvJumpRequested, engine.EvJumpReady,
-	engine.EvRetried, engine.EvSettingsChanged, engine.EvReleasePublished}
-
-// typeIndex returns t's index in eventTypes, or len(eventTypes) for a type
-// this list does not know (counted as "other").
+// typeIndex returns t's index in engine.EventTypes, or its length for a
+// type the list does not know (counted as "other"). Events are counted by
+// type as they are handed over (jumpfleet_engine_events_total), published
+// or not: lease expiries and retries are what an admin watches a rollout
+// for.
 func typeIndex(t engine.EventType) int {
-	for i, k := range eventTypes {
+	for i, k := range engine.EventTypes {
 		if k == t {
 			return i
 		}
 	}
-	return len(eventTypes)
+	return len(engine.EventTypes)
 }
 
 // Publisher publishes committed events on NATS from its own goroutine.
@@ -78,7 +74,7 @@ type Publisher struct {
 
 	published atomic.Uint64
 	dropped   [len(dropReasons)]atomic.Uint64
-	byType    [len(eventTypes) + 1]atomic.Uint64 // the last one: types not in eventTypes
+	byType    [len(engine.EventTypes) + 1]atomic.Uint64 // the last one: types not in the list
 
 	descPublished, descDropped, descByType *prometheus.Desc
 }
@@ -245,8 +241,8 @@ func (p *Publisher) Collect(ch chan<- prometheus.Metric) {
 	for i, r := range dropReasons {
 		ch <- prometheus.MustNewConstMetric(p.descDropped, prometheus.CounterValue, float64(p.dropped[i].Load()), r)
 	}
-	for i, t := range eventTypes {
+	for i, t := range engine.EventTypes {
 		ch <- prometheus.MustNewConstMetric(p.descByType, prometheus.CounterValue, float64(p.byType[i].Load()), string(t))
 	}
-	ch <- prometheus.MustNewConstMetric(p.descByType, prometheus.CounterValue, float64(p.byType[len(eventTypes)].Load()), "other")
+	ch <- prometheus.MustNewConstMetric(p.descByType, prometheus.CounterValue, float64(p.byType[len(engine.EventTypes)].Load()), "other")
 }

@@ -639,7 +639,8 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 // only its own linger (pendingCap was a period less 20 s) made thousands
 // of clients late in runs where the dispatch frontier ran far ahead of the
 // clients at the head of the queue (7,122 of 85,000 in one run, 2 in the
-// run before). The cost: a queued client checks in at least every half
+// run before; half a period alone did not make it reliable either:
+// bench/RESULTS.md, fourth pass). The cost: a queued client checks in at least every half
 // period instead of every period; its other check-ins (retry-after, extra
 // ones) restart the count, so most queued clients pay less. In the field
 // the broker's own retry-after cap (engine Config.MaxRetryAfter, 1 h of a

@@ -126,6 +126,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
+// passiveBehindBusySlot has an active client take the only slot (release
+// r2 published) and a passive client check in behind it over TLS; it
+// returns the passive connection and its answer.
+func passiveBehindBusySlot(t *testing.T, h *harness) (*client.Conn, wire.CheckInAnswer, error) {
+	t.Helper()
+	_, a := h.enroll("tls", wire.KindActive, v1, "")
+	if _, err := a.CheckIn(ctx(t), checkIn(wire.KindActive, v1)); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("r2", v2, 1000)
+	waitPush[*wire.UpgradeOffer](t, a) // A holds the only slot
+	_, p := h.enroll("tls", wire.KindPassive, v1, "r2")
+	ans, err := p.CheckIn(ctx(t), checkIn(wire.KindPassive, v1))
+	return p, ans, err
+}
+
 // TestNoLingerWhenDescriptorsAreShort: near the open-files limit a
 // pending passive client on TCP is sent away at once with a retry-after
 // instead of holding a descriptor through its linger.
@@ -135,14 +151,7 @@ func TestNoLingerWhenDescriptorsAreShort(t *testing.T) {
 		c.RetryAfter = 2 * time.Second
 	})
 	h.srv.SetLingerFDs(1) // every connection is past the mark
-	_, a := h.enroll("tls", wire.KindActive, v1, "")
-	if _, err := a.CheckIn(ctx(t), checkIn(wire.KindActive, v1)); err != nil {
-		t.Fatal(err)
-	}
-	h.publish("r2", v2, 1000)
-	waitPush[*wire.UpgradeOffer](t, a) // A holds the only slot
-	_, p := h.enroll("tls", wire.KindPassive, v1, "r2")
-	ans, err := p.CheckIn(ctx(t), checkIn(wire.KindPassive, v1))
+	p, ans, err := passiveBehindBusySlot(t, h)
 	if err != nil || ans.State != wire.StatePending {
 		t.Fatalf("passive answer %+v %v", ans, err)
 	}
@@ -164,14 +173,7 @@ func TestNoLingerWhenDescriptorsAreShort(t *testing.T) {
 // back, and the server says goodbye when its linger ends.
 func TestPassiveRetryAfter(t *testing.T) {
 	h := newHarness(t, 7, func(c *server.Config, s *engine.Settings) { c.PassiveLinger = 300 * time.Millisecond })
-	_, a := h.enroll("tls", wire.KindActive, v1, "")
-	if _, err := a.CheckIn(ctx(t), checkIn(wire.KindActive, v1)); err != nil {
-		t.Fatal(err)
-	}
-	h.publish("r2", v2, 1000)
-	waitPush[*wire.UpgradeOffer](t, a) // A holds the only slot
-	_, p := h.enroll("tls", wire.KindPassive, v1, "r2")
-	ans, err := p.CheckIn(ctx(t), checkIn(wire.KindPassive, v1))
+	p, ans, err := passiveBehindBusySlot(t, h)
 	if err != nil || ans.State != wire.StatePending || ans.RetryAfterMs == 0 {
 		t.Fatalf("passive answer %+v %v", ans, err)
 	}

@@ -510,6 +510,17 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 	})
 }
 
+// unreached hands back to the engine a start whose offer reached no
+// connection (reason: the drop it is counted as): the engine frees the
+// slot and puts the client first in line for when it is back, unless it
+// has come back meanwhile (Engine.Unreached). Its callers include OnCommit
+// on the engine goroutine, which must not wait on the engine's queue: the
+// request is posted from a goroutine of the server's.
+func (srv *Server) unreached(d engine.Dispatch, reason string) {
+	srv.m.drop(reason)
+	srv.goFn(func() { _ = srv.node.UnreachedAsync(srv.ctx, d) })
+}
+
 // OnCommit routes a committed engine turn's pushes to sessions. It runs
 // on the engine goroutine and never blocks.
 func (srv *Server) OnCommit(turn uint64, out *engine.Output) {
@@ -517,10 +528,7 @@ func (srv *Server) OnCommit(turn uint64, out *engine.Output) {
 		d := &out.Dispatches[i]
 		s := srv.reg.client(d.Client)
 		if s == nil {
-			// Gone as its turn came: the engine frees the slot and puts
-			// it first in line for when it is back (Engine.Unreached).
-			srv.m.drop(dropPushOffline)
-			srv.node.UnreachedAsync(*d)
+			srv.unreached(*d, dropPushOffline)
 			continue
 		}
 		dc := *d

@@ -763,14 +763,15 @@ func (s *session) checkIn(p []byte) error {
 	epoch := s.srv.node.Epoch() // read before asking: a release in between invalidates
 	var a engine.Answer
 	var err error
-	lingers := true
+	sentAway, overdue := false, false
 	if s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false) {
 		// Descriptors are short (lingerRoom): a passive client on TCP
 		// leaves with its answer, unless the answer starts its upgrade or
 		// its turn has come and there is still room for those.
 		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, func(a engine.Answer) bool {
-			lingers = a.State == engine.StatePending && a.RetryAfter == 0 && s.srv.lingerRoom(true)
-			return lingers
+			overdue = a.State == engine.StatePending && a.RetryAfter == 0
+			sentAway = !overdue || !s.srv.lingerRoom(true)
+			return !sentAway
 		})
 	} else {
 		a, err = s.srv.node.CheckIn(s.srv.ctx, in)
@@ -793,15 +794,14 @@ func (s *session) checkIn(p []byte) error {
 	if s.role == wire.KindPassive {
 		s.lastRetry = a.RetryAfter
 		s.linger = s.srv.now().Add(s.srv.cfg.PassiveLinger)
-		if !lingers && a.State != engine.StateUpgrading {
-			// No linger: a goodbye now that says when to come back.
+		if sentAway {
+			// No linger: a goodbye now that says when to come back, for
+			// an overdue client when the longer-overdue clients ahead of
+			// it will have had their slots (the oldest soonest).
 			s.srv.m.drop(dropNoLingerRoom)
-			if a.State == engine.StatePending && a.RetryAfter == 0 {
-				// Overdue: back when the longer-overdue clients ahead
-				// of it have had their slots, the oldest soonest.
+			s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
+			if overdue {
 				s.lastRetry = a.Rejoin
-			} else {
-				s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
 			}
 			s.linger = s.srv.now()
 		}
@@ -1033,8 +1033,7 @@ func (s *session) enqueue(p push) {
 // check-in's answer, and the client may be installing.
 func (s *session) unreached(p push) {
 	if p.dispatch != nil && s.offer.Load() == nil {
-		s.srv.m.drop(dropPushClosed)
-		s.srv.node.UnreachedAsync(*p.dispatch)
+		s.srv.unreached(*p.dispatch, dropPushClosed)
 	}
 }
 
