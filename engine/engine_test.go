@@ -46,6 +46,11 @@ func checkIn(t testing.TB, e *Engine, now time.Time, n int, kind Kind, v Version
 	if err != nil {
 		t.Fatalf("check-in %d: %v", n, err)
 	}
+	// As the Node runs it, in a turn of its own: the turn's Tick may start
+	// the client, and its answer is settled after it. The dispatches stay
+	// in the output for turn to take.
+	e.Tick(now)
+	a = e.Settle(now, id(n), a)
 	if err := e.CheckInvariants(); err != nil {
 		t.Fatal(err)
 	}
@@ -387,9 +392,10 @@ func TestJumpReadyWithoutWaiter(t *testing.T) {
 }
 
 // TestCheckInStartsAtOnce: a queued client that checks in while a slot is
-// free is started in its own check-in, and the answer says upgrading. A
-// passive client answered "pending" leaves; started at the end of the turn
-// instead, it held a slot it never heard of until it came back.
+// free is started in its own turn, and its answer, settled after the
+// turn's dispatch, says upgrading. A passive client answered "pending"
+// leaves; told so while its start was made at the end of the turn, it held
+// a slot it never heard of until it came back.
 func TestCheckInStartsAtOnce(t *testing.T) {
 	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
 	a := checkIn(t, e, t0, 1, KindPassive, vOld)
@@ -472,5 +478,47 @@ func TestUnreachedStartIsUndone(t *testing.T) {
 	}
 	if c, _ := e.Client(id(2)); c.State != StateUpgrading {
 		t.Fatalf("online client 2 lost its upgrade: %+v", c)
+	}
+}
+
+// TestLaneOrderWithinTurn: starts are made at the end of the turn, so a
+// jumped client that checks in late in a turn still goes before a
+// normal-lane client that checked in earlier in it (invariant 3 per turn).
+// The answers, settled after the turn's dispatch, say who was started.
+func TestLaneOrderWithinTurn(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	checkIn(t, e, t0, 9, KindActive, vOld) // holds the slot
+	checkIn(t, e, t0, 1, KindPassive, vOld)
+	if err := e.Disconnect(t0, id(1)); err != nil {
+		t.Fatal(err)
+	}
+	checkIn(t, e, t0, 2, KindActive, vOld)
+	turn(t, e, t0)
+	if _, err := e.Jump(t0, id(1), 7); err != nil {
+		t.Fatal(err)
+	}
+	// One turn: the slot frees, client 2 checks in again, and the jumped
+	// client 1 comes back last.
+	now := t0.Add(time.Minute)
+	answers := map[int]Answer{}
+	for _, c := range []struct {
+		n    int
+		kind Kind
+		v    Version
+	}{{9, KindActive, vNew}, {2, KindActive, vOld}, {1, KindPassive, vOld}} {
+		a, err := e.CheckIn(now, CheckIn{ID: id(c.n), Kind: c.kind, Platform: PlatformWindowsX64, Version: c.v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers[c.n] = a
+	}
+	if got := turn(t, e, now); len(got) != 1 || got[0] != id(1) {
+		t.Fatalf("dispatched %v, want the jumped client 1", got)
+	}
+	if a := e.Settle(now, id(1), answers[1]); a.State != StateUpgrading {
+		t.Fatalf("client 1 settled: %+v, want upgrading", a)
+	}
+	if a := e.Settle(now, id(2), answers[2]); a.State != StatePending || a.Position != 1 {
+		t.Fatalf("client 2 settled: %+v, want pending at 1", a)
 	}
 }

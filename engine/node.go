@@ -56,11 +56,14 @@ type Node struct {
 }
 
 type request struct {
-	fn    func(e *Engine, now time.Time) (any, error)
-	res   any
-	err   error
-	done  chan struct{}
-	async bool // posted: nobody waits; recycled once applied
+	fn func(e *Engine, now time.Time) (any, error)
+	// settle, if set, runs after the turn's Tick (the end-of-turn
+	// dispatch) on fn's result, before anything is answered or written.
+	settle func(e *Engine, now time.Time, res any, err error) (any, error)
+	res    any
+	err    error
+	done   chan struct{}
+	async  bool // posted: nobody waits; recycled once applied
 }
 
 // ErrClosed is returned for requests to a closed node.
@@ -286,7 +289,13 @@ func (n *Node) loop() {
 // prepare ticks the engine and writes the turn's output into a new batch
 // (no batch when the turn decided nothing durable).
 func (n *Node) prepare(batch []*request) (*turnWork, error) {
-	n.eng.Tick(n.cfg.Now())
+	now := n.cfg.Now()
+	n.eng.Tick(now)
+	for _, r := range batch {
+		if r.settle != nil {
+			r.res, r.err = r.settle(n.eng, now, r.res, r.err)
+		}
+	}
 	n.epoch.Store(uint64(len(n.eng.releases)))
 	if checkEveryTurn {
 		if err := n.eng.CheckInvariants(); err != nil {
@@ -376,8 +385,14 @@ func (n *Node) failPending(err error) {
 // Do runs fn on the loop goroutine inside the next turn and returns its
 // result once the turn is durable. fn must not keep e or block.
 func (n *Node) Do(ctx context.Context, fn func(e *Engine, now time.Time) (any, error)) (any, error) {
+	return n.do(ctx, fn, nil)
+}
+
+// do is Do with a settle step run on fn's result after the turn's Tick.
+func (n *Node) do(ctx context.Context, fn func(e *Engine, now time.Time) (any, error),
+	settle func(e *Engine, now time.Time, res any, err error) (any, error)) (any, error) {
 	r := n.pool.Get().(*request)
-	r.fn = fn
+	r.fn, r.settle = fn, settle
 	select {
 	case n.reqs <- r:
 	case <-n.stopped:
@@ -426,27 +441,47 @@ func (n *Node) closedErr() error {
 
 // The typed entry points below each run one engine call in a turn.
 
-// CheckIn records a check-in; see Engine.CheckIn.
+// CheckIn records a check-in; see Engine.CheckIn. The answer is settled
+// after the turn's dispatch (Engine.Settle): it says upgrading if the
+// client was started in its own turn.
 func (n *Node) CheckIn(ctx context.Context, in CheckIn) (Answer, error) {
-	return call(ctx, n, func(e *Engine, now time.Time) (Answer, error) { return e.CheckIn(now, in) })
+	return n.checkIn(ctx, in, nil)
 }
 
 // CheckInOnce is CheckIn for a client that leaves with its answer unless
-// the answer starts its upgrade, or stay (if not nil) says it waits for
+// the turn starts its upgrade, or stay (if not nil) says it waits for
 // one: a passive client over HTTPS, or one the transport lets linger only
 // while it has descriptors to spare. stay runs on the engine goroutine and
 // must be quick. A client that leaves is offline again within the same
-// request, so the turn's dispatch cannot give a slot to a client that is
-// already gone (CheckIn and then Disconnect left a turn in between, and a
-// slot started then waited for the client's next check-in).
+// turn, right after its dispatch, so no later turn can give a slot to a
+// client that is already gone (CheckIn and then Disconnect left a turn in
+// between, and a slot started then waited for the client's next check-in).
 func (n *Node) CheckInOnce(ctx context.Context, in CheckIn, stay func(Answer) bool) (Answer, error) {
-	return call(ctx, n, func(e *Engine, now time.Time) (Answer, error) {
-		a, err := e.CheckIn(now, in)
-		if err == nil && a.State != StateUpgrading && (stay == nil || !stay(a)) {
-			err = e.Disconnect(now, in.ID) // known: the check-in enrolled it
+	return n.checkIn(ctx, in, func(e *Engine, now time.Time, a Answer) error {
+		if a.State == StateUpgrading || (stay != nil && stay(a)) {
+			return nil
 		}
-		return a, err
+		return e.Disconnect(now, in.ID) // known: the check-in enrolled it
 	})
+}
+
+// checkIn runs a check-in whose answer is settled after the turn's
+// dispatch and then, if leave is set, handed to it.
+func (n *Node) checkIn(ctx context.Context, in CheckIn, leave func(e *Engine, now time.Time, a Answer) error) (Answer, error) {
+	v, err := n.do(ctx,
+		func(e *Engine, now time.Time) (any, error) { return e.CheckIn(now, in) },
+		func(e *Engine, now time.Time, res any, err error) (any, error) {
+			if err != nil {
+				return res, err
+			}
+			a := e.Settle(now, in.ID, res.(Answer))
+			if leave != nil {
+				err = leave(e, now, a)
+			}
+			return a, err
+		})
+	a, _ := v.(Answer)
+	return a, err
 }
 
 // Post queues fn for a coming turn and returns without waiting for it.

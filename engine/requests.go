@@ -37,8 +37,9 @@ type Answer struct {
 // CheckIn records a check-in: the client is online from now until
 // Disconnect. It queues an outdated client (once), completes an upgrade
 // when the client comes back with a new version, and answers the client's
-// state. A current client's check-in changes nothing durable and is the
-// hot path.
+// state as of the request; a pending answer is brought up to date by
+// Settle after the turn's Tick. A current client's check-in changes
+// nothing durable and is the hot path.
 func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 	if !in.Kind.Valid() {
 		return Answer{}, Errorf(CodeBadKind, "unknown client kind %d", in.Kind)
@@ -98,15 +99,12 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 			e.emit(ev)
 		}
 	}
-	if e.ents[i].state == StatePending {
-		// Start it now if its turn has come and a slot is free, so that
-		// the answer says upgrading. Left to the end of the turn, the
-		// start reached a passive client after an answer of "pending,
-		// position 5,000, come back in a minute": it had gone, and its
-		// slot sat idle until it came back.
-		e.dispatch(now)
-	}
-	en = &e.ents[i]
+	return e.answer(t, i, isNew), nil
+}
+
+// answer is client i's answer as the engine stands now.
+func (e *Engine) answer(t int64, i int32, isNew bool) Answer {
+	en := &e.ents[i]
 	a := Answer{State: en.state, Target: e.site[en.platform], Lane: en.lane, Position: e.position(en), New: isNew}
 	if en.state == StatePending && en.kind == KindPassive {
 		a.RetryAfter = e.retryAfter(t, en, a.Position)
@@ -114,7 +112,28 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 			a.Rejoin = e.queueWait(a.Position)
 		}
 	}
-	return a, nil
+	return a
+}
+
+// Settle brings a pending answer given earlier in this turn up to date
+// after the turn's Tick: the dispatch at the end of the turn may have
+// started the client (the answer then says upgrading) or moved it up. The
+// driver settles every check-in's answer before giving it, so that a
+// client whose slot came in its own turn hears so: a passive client told
+// "pending, come back in a minute" left, and a start made for it at the
+// end of the turn reached a closed connection. Dispatching inside CheckIn
+// instead answered the same but broke lane order within a turn (a
+// normal-lane client started before a jumped client's check-in later in
+// the turn). Other answers are returned as they are.
+func (e *Engine) Settle(now time.Time, id ClientID, a Answer) Answer {
+	if a.State != StatePending {
+		return a
+	}
+	i, ok := e.byID[id]
+	if !ok {
+		return a
+	}
+	return e.answer(ms(now), i, a.New)
 }
 
 // finish ends an upgrade attempt whose client came back with a new version.
