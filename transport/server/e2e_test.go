@@ -169,6 +169,36 @@ func TestNoLingerWhenDescriptorsAreShort(t *testing.T) {
 	}
 }
 
+// TestLingerOnlyForSlotsDue: short of descriptors, only an overdue client
+// whose slot is due within half a linger (its Rejoin) may stay, and only
+// while there is room; a client further back is sent away to come back at
+// its Rejoin, leaving the room to the clients ahead of it. (Room itself:
+// TestNoLingerWhenDescriptorsAreShort.)
+func TestLingerOnlyForSlotsDue(t *testing.T) {
+	h := newHarness(t, 7, func(c *server.Config, s *engine.Settings) { c.PassiveLinger = 20 * time.Second })
+	overdue := func(rejoin time.Duration) engine.Answer {
+		return engine.Answer{State: engine.StatePending, Lane: engine.LaneNormal, Position: 3, Rejoin: rejoin}
+	}
+	cases := []struct {
+		name            string
+		a               engine.Answer
+		fds             int64 // the 9/10 mark (SetLingerFDs)
+		stay, isOverdue bool
+	}{
+		{"overdue, due soon, room", overdue(5 * time.Second), 1 << 20, true, true},
+		{"overdue, due at half the linger", overdue(10 * time.Second), 1 << 20, true, true},
+		{"overdue, due later", overdue(11 * time.Second), 1 << 20, false, true},
+		{"not yet its turn", engine.Answer{State: engine.StatePending, Position: 3, RetryAfter: time.Minute}, 1 << 20, false, false},
+		{"current", engine.Answer{State: engine.StateCurrent}, 1 << 20, false, false},
+	}
+	for _, c := range cases {
+		h.srv.SetLingerFDs(c.fds)
+		if stay, od := h.srv.MayLinger(c.a); stay != c.stay || od != c.isOverdue {
+			t.Errorf("%s: stay %v overdue %v, want %v %v", c.name, stay, od, c.stay, c.isOverdue)
+		}
+	}
+}
+
 // TestPassiveRetryAfter: a pending passive client is told when to come
 // back, and the server says goodbye when its linger ends.
 func TestPassiveRetryAfter(t *testing.T) {

@@ -19,7 +19,7 @@ const (
 	dropReplaced      = "replaced_by_new_connection"
 	dropHandshakeFail = "handshake_failed"
 	dropNonceWindow   = "nonce_window_full"
-	dropNoLingerRoom  = "linger_refused" // a passive client sent away at once (lingerRoom)
+	dropNoLingerRoom  = "linger_refused" // a passive client sent away at once (mayLinger)
 )
 
 type metrics struct {

@@ -767,11 +767,12 @@ func (s *session) checkIn(p []byte) error {
 	if s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false) {
 		// Descriptors are short (lingerRoom): a passive client on TCP
 		// leaves with its answer, unless the answer starts its upgrade or
-		// its turn has come and there is still room for those.
+		// its slot is due within the linger (mayLinger).
 		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, func(a engine.Answer) bool {
-			overdue = a.State == engine.StatePending && a.RetryAfter == 0
-			sentAway = !overdue || !s.srv.lingerRoom(true)
-			return !sentAway
+			var stay bool
+			stay, overdue = s.srv.mayLinger(a)
+			sentAway = !stay
+			return stay
 		})
 	} else {
 		a, err = s.srv.node.CheckIn(s.srv.ctx, in)
