@@ -36,6 +36,11 @@ type Config struct {
 	Spread time.Duration
 	// PassivePeriod is the longest a passive client stays away (24h).
 	PassivePeriod time.Duration
+	// PassiveBurst, if set, brings every passive client's first check-in
+	// within this window after the start (uniform) instead of at a random
+	// phase of its period: a passive fleet whose clients last checked in
+	// together, as one enrolled or restarted at once has.
+	PassiveBurst time.Duration
 	// PassiveLinger is how long a passive client stays connected after a
 	// check-in, waiting for its slot, before it leaves.
 	PassiveLinger time.Duration
@@ -299,7 +304,11 @@ func (r *runner) setup() error {
 		switch c.kind {
 		case engine.KindPassive:
 			r.res.Passive++
-			r.schedule(ms(Epoch)+r.rng.Int64N(cfg.PassivePeriod.Milliseconds()), evCheckIn, int32(i), 0)
+			first := cfg.PassivePeriod
+			if cfg.PassiveBurst > 0 {
+				first = min(cfg.PassiveBurst, first)
+			}
+			r.schedule(ms(Epoch)+r.rng.Int64N(max(first.Milliseconds(), 1)), evCheckIn, int32(i), 0)
 		default:
 			if c.kind == engine.KindJumpoint {
 				r.res.Jumpoints++

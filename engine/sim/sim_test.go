@@ -84,3 +84,45 @@ func TestIdealMakespan(t *testing.T) {
 		t.Fatalf("rate-bound bound %v, want %v", got, 99.0/2+60)
 	}
 }
+
+// TestPassiveBurstLateness pins down what the full-size TLS rollout
+// showed (bench/RESULTS.md, fifth pass): when a passive fleet checks in
+// in one burst that queues more than a period's work and its clients leave
+// after a short linger, the clients always online pass them (invariant 6:
+// the slot goes to who is there), every passive client's turn comes early,
+// and the last of them are served more than a period later. The same
+// fleet at random phases of its period, or in a burst whose clients can
+// wait connected for their slot, has no client late.
+func TestPassiveBurstLateness(t *testing.T) {
+	base := Config{Clients: 2000, PassiveFrac: 0.85, MaxConcurrent: 40, UpgradeTime: 10 * time.Second,
+		PassivePeriod: 240 * time.Second, PassiveLinger: 16 * time.Second, Seed: 1, CheckEvery: 50}
+	// 1,700 passive clients × 10 s ÷ 40 slots = 425 s of passive work: more than a period.
+	cases := []struct {
+		name     string
+		burst    time.Duration
+		linger   time.Duration
+		wantLate bool
+	}{
+		{"burst, short linger", 30 * time.Second, 16 * time.Second, true},
+		{"random phases, short linger", 0, 16 * time.Second, false},
+		{"burst, waits connected", 30 * time.Second, 300 * time.Second, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := base
+			cfg.PassiveBurst, cfg.PassiveLinger = c.burst, c.linger
+			t.Logf("seed %d", cfg.Seed)
+			r, err := Run(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Violations != 0 || r.Upgraded != cfg.Clients {
+				t.Fatalf("%d violations (%s), %d of %d upgraded", r.Violations, r.FirstViolation, r.Upgraded, cfg.Clients)
+			}
+			if late := r.PassiveLate > 0; late != c.wantLate {
+				t.Fatalf("%d passive clients later than a period (worst %.0f s), want late: %v", r.PassiveLate, r.PassiveLateMaxS, c.wantLate)
+			}
+			t.Logf("%d later than a period, worst %.0f s after its turn", r.PassiveLate, r.PassiveLateMaxS)
+		})
+	}
+}
