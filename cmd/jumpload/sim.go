@@ -31,6 +31,7 @@ func runSim(args []string) error {
 	fs.DurationVar(&c.Spread, "spread", time.Minute, "active clients reconnect uniformly over this window")
 	fs.DurationVar(&c.PassivePeriod, "passive-period", 24*time.Hour, "longest a passive client stays away")
 	fs.DurationVar(&c.PassiveLinger, "passive-linger", 20*time.Second, "how long a passive check-in waits for a slot")
+	fs.DurationVar(&c.MaxRetryAfter, "max-retry-after", 0, "cap on the retry-after told to a pending passive client (0: the engine's 1h)")
 	fs.DurationVar(&c.PassiveBurst, "passive-burst", 0, "passive clients first check in within this window (0: at a random phase of their period)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed")
 	fs.BoolVar(&c.Durable, "durable", false, "commit every turn to Pebble (in-memory FS, synced)")

@@ -36,6 +36,9 @@ type Config struct {
 	Spread time.Duration
 	// PassivePeriod is the longest a passive client stays away (24h).
 	PassivePeriod time.Duration
+	// MaxRetryAfter caps the retry-after the engine gives a pending
+	// passive client (engine Config.MaxRetryAfter; 0: its default, 1 h).
+	MaxRetryAfter time.Duration
 	// PassiveBurst, if set, brings every passive client's first check-in
 	// within this window after the start (uniform) instead of at a random
 	// phase of its period: a passive fleet whose clients last checked in
@@ -253,7 +256,7 @@ func (r *runner) setup() error {
 	s.StartBurst = cfg.StartBurst
 	s.LeaseTime = cfg.LeaseTime
 	s.RetryBase = 30 * time.Second
-	eng, err := engine.New(engine.Config{Settings: s, Seed: cfg.Seed})
+	eng, err := engine.New(engine.Config{Settings: s, Seed: cfg.Seed, MaxRetryAfter: cfg.MaxRetryAfter})
 	if err != nil {
 		return err
 	}
@@ -372,7 +375,7 @@ func (r *runner) restart(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	eng, _, err := engine.Recover(db, engine.Config{Settings: r.eng.Settings(), Seed: r.cfg.Seed + 1}, now)
+	eng, _, err := engine.Recover(db, engine.Config{Settings: r.eng.Settings(), Seed: r.cfg.Seed + 1, MaxRetryAfter: r.cfg.MaxRetryAfter}, now)
 	if err != nil {
 		return err
 	}

@@ -197,6 +197,15 @@ func TestLingerOnlyForSlotsDue(t *testing.T) {
 			t.Errorf("%s: stay %v overdue %v, want %v %v", c.name, stay, od, c.stay, c.isOverdue)
 		}
 	}
+	// Sent away, it comes back at its Rejoin, but no sooner than half a
+	// linger: the room it found full frees over about a linger.
+	for _, c := range []struct{ rejoin, want time.Duration }{
+		{time.Second, 10 * time.Second}, {10 * time.Second, 10 * time.Second}, {time.Minute, time.Minute},
+	} {
+		if got := h.srv.RejoinAfter(overdue(c.rejoin)); got != c.want {
+			t.Errorf("rejoin %v: come back after %v, want %v", c.rejoin, got, c.want)
+		}
+	}
 }
 
 // TestPassiveRetryAfter: a pending passive client is told when to come

@@ -1,6 +1,10 @@
 package server
 
-import "jumpfleet/engine"
+import (
+	"time"
+
+	"jumpfleet/engine"
+)
 
 // SetLingerFDs sets how many descriptors connections may hold before
 // passive clients are no longer let linger (lingerRoom), as if the
@@ -9,3 +13,6 @@ func (srv *Server) SetLingerFDs(n int64) { srv.lingerFDs.Store(n) }
 
 // MayLinger is mayLinger, for tests.
 func (srv *Server) MayLinger(a engine.Answer) (stay, overdue bool) { return srv.mayLinger(a) }
+
+// RejoinAfter is rejoinAfter, for tests.
+func (srv *Server) RejoinAfter(a engine.Answer) time.Duration { return srv.rejoinAfter(a) }

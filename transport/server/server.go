@@ -323,6 +323,18 @@ func (srv *Server) mayLinger(a engine.Answer) (stay, overdue bool) {
 	return stay, overdue
 }
 
+// rejoinAfter is when an overdue passive client sent away (mayLinger)
+// should come back: at its Rejoin, but no sooner than half a linger. A
+// client whose slot is due sooner was sent away only because the room was
+// full, and the room frees as its lingering clients get their slots, over
+// about a linger: back within a second or two it found it full again, and
+// the few hundred clients at the head of the overdue made most of the
+// check-ins of a rollout (1/Rejoin summed over the overdue grows with the
+// log of their number, and is dominated by the head).
+func (srv *Server) rejoinAfter(a engine.Answer) time.Duration {
+	return max(a.Rejoin, srv.cfg.PassiveLinger/2)
+}
+
 // admit applies the connection caps; it returns a release func, or the
 // drop reason.
 func (srv *Server) admit(addr net.Addr) (func(), string) {

@@ -802,7 +802,7 @@ func (s *session) checkIn(p []byte) error {
 			s.srv.m.drop(dropNoLingerRoom)
 			s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
 			if overdue {
-				s.lastRetry = a.Rejoin
+				s.lastRetry = s.srv.rejoinAfter(a)
 			}
 			s.linger = s.srv.now()
 		}
