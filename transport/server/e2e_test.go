@@ -179,20 +179,19 @@ func TestLingerOnlyForSlotsDue(t *testing.T) {
 	overdue := func(rejoin time.Duration) engine.Answer {
 		return engine.Answer{State: engine.StatePending, Lane: engine.LaneNormal, Position: 3, Rejoin: rejoin}
 	}
+	h.srv.SetLingerFDs(1 << 20) // room to spare
 	cases := []struct {
 		name            string
 		a               engine.Answer
-		fds             int64 // the 9/10 mark (SetLingerFDs)
 		stay, isOverdue bool
 	}{
-		{"overdue, due soon, room", overdue(5 * time.Second), 1 << 20, true, true},
-		{"overdue, due at half the linger", overdue(10 * time.Second), 1 << 20, true, true},
-		{"overdue, due later", overdue(11 * time.Second), 1 << 20, false, true},
-		{"not yet its turn", engine.Answer{State: engine.StatePending, Position: 3, RetryAfter: time.Minute}, 1 << 20, false, false},
-		{"current", engine.Answer{State: engine.StateCurrent}, 1 << 20, false, false},
+		{"overdue, due soon", overdue(5 * time.Second), true, true},
+		{"overdue, due at half the linger", overdue(10 * time.Second), true, true},
+		{"overdue, due later", overdue(11 * time.Second), false, true},
+		{"not yet its turn", engine.Answer{State: engine.StatePending, Position: 3, RetryAfter: time.Minute}, false, false},
+		{"current", engine.Answer{State: engine.StateCurrent}, false, false},
 	}
 	for _, c := range cases {
-		h.srv.SetLingerFDs(c.fds)
 		if stay, od := h.srv.MayLinger(c.a); stay != c.stay || od != c.isOverdue {
 			t.Errorf("%s: stay %v overdue %v, want %v %v", c.name, stay, od, c.stay, c.isOverdue)
 		}

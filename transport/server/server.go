@@ -316,7 +316,7 @@ func (srv *Server) lingerRoom(overdue bool) bool {
 // found no room and were sent away: in a 100,000-client rollout with
 // 85,000 passive clients that churn reached 1,800 refused lingers a
 // second, handshakes that clients back from their install needed to free
-// their slots. Sent away, it comes back at a.Rejoin.
+// their slots. Sent away, it comes back at rejoinAfter(a).
 func (srv *Server) mayLinger(a engine.Answer) (stay, overdue bool) {
 	overdue = a.State == engine.StatePending && a.RetryAfter == 0
 	stay = overdue && a.Rejoin <= srv.cfg.PassiveLinger/2 && srv.lingerRoom(true)
@@ -328,9 +328,9 @@ func (srv *Server) mayLinger(a engine.Answer) (stay, overdue bool) {
 // client whose slot is due sooner was sent away only because the room was
 // full, and the room frees as its lingering clients get their slots, over
 // about a linger: back within a second or two it found it full again, and
-// the few hundred clients at the head of the overdue made most of the
-// check-ins of a rollout (1/Rejoin summed over the overdue grows with the
-// log of their number, and is dominated by the head).
+// the clients at the head of the overdue checked in far more often than
+// the rest (1/Rejoin summed over the overdue grows with the log of their
+// number, and is dominated by the head).
 func (srv *Server) rejoinAfter(a engine.Answer) time.Duration {
 	return max(a.Rejoin, srv.cfg.PassiveLinger/2)
 }
