@@ -361,7 +361,13 @@ func (e *env) set(id, value string) {
 // typeInto replaces a text field's content with keystrokes.
 func (e *env) typeInto(id, text string) {
 	e.t.Helper()
-	js[chromedp.Void](e, fmt.Sprintf(`document.getElementById(%q).value = ""`, id))
+	// Clear the field as a user does, with an input event: a page that
+	// refills untouched forms (the settings page, when its GET or a
+	// settings_changed event lands) must see the field as edited from
+	// here on. Cleared silently, a refill between the clearing and the
+	// keys turned "0" into "30" under CI's load (TestSettings).
+	js[chromedp.Void](e, fmt.Sprintf(`(() => { const el = document.getElementById(%q); el.value = "";
+		el.dispatchEvent(new Event("input", { bubbles: true })); })()`, id))
 	e.do(chromedp.SendKeys(chromedp.CSS("#"+id), text))
 }
 
