@@ -474,11 +474,15 @@ func (n *Node) checkIn(ctx context.Context, in CheckIn, leave func(e *Engine, no
 			if err != nil {
 				return res, err
 			}
-			a := e.Settle(now, in.ID, res.(Answer))
+			a := res.(Answer)
+			if a.State == StatePending { // only a pending answer can change: the rest keep their box
+				a = e.Settle(now, in.ID, a)
+				res = a
+			}
 			if leave != nil {
 				err = leave(e, now, a)
 			}
-			return a, err
+			return res, err
 		})
 	a, _ := v.(Answer)
 	return a, err

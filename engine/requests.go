@@ -34,6 +34,11 @@ type Answer struct {
 	New    bool // first check-in of this client
 }
 
+// Overdue reports whether the answer tells a pending passive client that
+// its turn has already come (RetryAfter 0): it should stay for the next
+// free slot, or come back at Rejoin if it cannot.
+func (a Answer) Overdue() bool { return a.State == StatePending && a.RetryAfter == 0 }
+
 // CheckIn records a check-in: the client is online from now until
 // Disconnect. It queues an outdated client (once), completes an upgrade
 // when the client comes back with a new version, and answers the client's
@@ -108,7 +113,7 @@ func (e *Engine) answer(t int64, i int32, isNew bool) Answer {
 	a := Answer{State: en.state, Target: e.site[en.platform], Lane: en.lane, Position: e.position(en), New: isNew}
 	if en.state == StatePending && en.kind == KindPassive {
 		a.RetryAfter = e.retryAfter(t, en, a.Position)
-		if a.RetryAfter == 0 {
+		if a.Overdue() {
 			a.Rejoin = e.queueWait(a.Position)
 		}
 	}

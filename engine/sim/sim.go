@@ -501,7 +501,7 @@ func (r *runner) apply(now time.Time, ev simEvent) error {
 			if a.State == engine.StatePending || a.State == engine.StateFailed {
 				back := r.cfg.PassivePeriod
 				switch {
-				case a.State == engine.StatePending && a.RetryAfter == 0:
+				case a.Overdue():
 					// Overdue: it stays its linger; if no slot came, it is
 					// back soon after.
 					back = r.cfg.PassiveLinger + time.Second

@@ -316,23 +316,25 @@ func (srv *Server) lingerRoom(overdue bool) bool {
 // found no room and were sent away: in a 100,000-client rollout with
 // 85,000 passive clients that churn reached 1,800 refused lingers a
 // second, handshakes that clients back from their install needed to free
-// their slots. Sent away, it comes back at rejoinAfter(a).
-func (srv *Server) mayLinger(a engine.Answer) (stay, overdue bool) {
-	overdue = a.State == engine.StatePending && a.RetryAfter == 0
-	stay = overdue && a.Rejoin <= srv.cfg.PassiveLinger/2 && srv.lingerRoom(true)
-	return stay, overdue
+// their slots. Sent away, it comes back at awayRetry(a).
+func (srv *Server) mayLinger(a engine.Answer) bool {
+	return a.Overdue() && a.Rejoin <= srv.cfg.PassiveLinger/2 && srv.lingerRoom(true)
 }
 
-// rejoinAfter is when an overdue passive client sent away (mayLinger)
-// should come back: at its Rejoin, but no sooner than half a linger. A
-// client whose slot is due sooner was sent away only because the room was
-// full, and the room frees as its lingering clients get their slots, over
-// about a linger: back within a second or two it found it full again, and
-// the clients at the head of the overdue checked in far more often than
-// the rest (1/Rejoin summed over the overdue grows with the log of their
-// number, and is dominated by the head).
-func (srv *Server) rejoinAfter(a engine.Answer) time.Duration {
-	return max(a.Rejoin, srv.cfg.PassiveLinger/2)
+// awayRetry is the retry-after of the goodbye to a passive client sent
+// away (mayLinger): the engine's retry-after, or the server's jittered one
+// if longer; for an overdue client its Rejoin, but no sooner than half a
+// linger. An overdue client whose slot is due sooner was sent away only
+// because the room was full, and the room frees as its lingering clients
+// get their slots, over about a linger: back within a second or two it
+// found it full again, and the clients at the head of the overdue checked
+// in far more often than the rest (1/Rejoin summed over the overdue grows
+// with the log of their number, and is dominated by the head).
+func (srv *Server) awayRetry(a engine.Answer) time.Duration {
+	if a.Overdue() {
+		return max(a.Rejoin, srv.cfg.PassiveLinger/2)
+	}
+	return max(a.RetryAfter, time.Duration(srv.retryAfterMs())*time.Millisecond)
 }
 
 // admit applies the connection caps; it returns a release func, or the

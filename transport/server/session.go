@@ -763,16 +763,14 @@ func (s *session) checkIn(p []byte) error {
 	epoch := s.srv.node.Epoch() // read before asking: a release in between invalidates
 	var a engine.Answer
 	var err error
-	sentAway, overdue := false, false
+	sentAway := false
 	if s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false) {
 		// Descriptors are short (lingerRoom): a passive client on TCP
 		// leaves with its answer, unless the answer starts its upgrade or
 		// its slot is due within the linger (mayLinger).
 		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, func(a engine.Answer) bool {
-			var stay bool
-			stay, overdue = s.srv.mayLinger(a)
-			sentAway = !stay
-			return stay
+			sentAway = !s.srv.mayLinger(a)
+			return !sentAway
 		})
 	} else {
 		a, err = s.srv.node.CheckIn(s.srv.ctx, in)
@@ -800,10 +798,7 @@ func (s *session) checkIn(p []byte) error {
 			// an overdue client when the longer-overdue clients ahead of
 			// it will have had their slots (the oldest soonest).
 			s.srv.m.drop(dropNoLingerRoom)
-			s.lastRetry = max(a.RetryAfter, time.Duration(s.srv.retryAfterMs())*time.Millisecond)
-			if overdue {
-				s.lastRetry = s.srv.rejoinAfter(a)
-			}
+			s.lastRetry = s.srv.awayRetry(a)
 			s.linger = s.srv.now()
 		}
 	}
