@@ -164,6 +164,13 @@ type SSE struct {
 // Events streams GET /v1/events (query is e.g. "types=upgraded") and calls
 // fn for each event until ctx ends, the stream ends or fn returns false.
 func (c *Client) Events(ctx context.Context, query string, fn func(SSE) bool) error {
+	return c.EventsFrom(ctx, query, nil, fn)
+}
+
+// EventsFrom is Events that calls opened (if not nil) once the stream is
+// open: every event committed after that is delivered (the server fixes
+// the stream's start before it answers).
+func (c *Client) EventsFrom(ctx context.Context, query string, opened func(), fn func(SSE) bool) error {
 	u := c.BaseURL + "/v1/events"
 	if query != "" {
 		u += "?" + query
@@ -182,6 +189,9 @@ func (c *Client) Events(ctx context.Context, query string, fn func(SSE) bool) er
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		return &APIError{Status: resp.StatusCode, Code: CodeInternal, Message: "event stream refused"}
+	}
+	if opened != nil {
+		opened()
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

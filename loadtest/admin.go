@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -199,4 +200,74 @@ func (r *run) watchBroker(ctx context.Context) (stop func()) {
 			r.sum.BrokerMaxInFlight, r.sum.BrokerOverLimitSamples, r.sum.BrokerSamples = &maxN, &over, &samples
 		})
 	}
+}
+
+// QueueWatcher is a Control that can tell when the broker queued each
+// client: the order of the broker's queue, which a client cannot always
+// observe. A release's sweep queues the outdated clients connected at that
+// moment, among them passive clients whose check-in was just answered
+// "current"; such a client hears that it is queued only at its next
+// check-in, a period later, and by its own account would seem queued then.
+type QueueWatcher interface {
+	// WatchQueued starts recording, from now on, the broker's time of each
+	// client's first queueing; stop ends it and returns the times (Unix
+	// ns) and whether none was missed.
+	WatchQueued(ctx context.Context) (stop func() (first map[engine.ClientID]int64, complete bool), err error)
+}
+
+// WatchQueued implements QueueWatcher from the admin API's event stream
+// (queued events).
+func (a *Admin) WatchQueued(ctx context.Context) (func() (map[engine.ClientID]int64, bool), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		mu       sync.Mutex
+		first    = map[engine.ClientID]int64{}
+		complete = true
+	)
+	opened := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- a.C.EventsFrom(ctx, "types="+string(engine.EvQueued), func() { close(opened) }, func(e adminapi.SSE) bool {
+			var ev struct {
+				Client engine.ClientID `json:"client"`
+				At     time.Time       `json:"at"`
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case e.Event == "gap":
+				complete = false
+			case json.Unmarshal(e.Data, &ev) != nil:
+				complete = false
+			default:
+				if _, ok := first[ev.Client]; !ok {
+					first[ev.Client] = ev.At.UnixNano()
+				}
+			}
+			return true
+		})
+	}()
+	select {
+	case <-opened:
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = fmt.Errorf("event stream ended before it opened")
+		}
+		return nil, err
+	}
+	var once sync.Once
+	return func() (map[engine.ClientID]int64, bool) {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				complete = false
+				mu.Unlock()
+			}
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		return first, complete
+	}, nil
 }

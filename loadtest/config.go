@@ -66,6 +66,9 @@ type Config struct {
 	// PassiveLinger is how long a passive client whose turn is near stays
 	// connected for its upgrade offer after its answer.
 	PassiveLinger time.Duration
+	// TurnsFile, if set, receives every client's first upgrade start
+	// (Turn) as JSON lines at the end of a rollout, for analysis offline.
+	TurnsFile string
 	// HeartbeatEvery is how often persistent clients heartbeat outside
 	// steady (0: never).
 	HeartbeatEvery time.Duration

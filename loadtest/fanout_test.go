@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,6 +95,11 @@ func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
 	}
 	if s.Upgraded != 52 || s.Violations != 0 || s.GaveUp != 0 {
 		t.Fatalf("upgraded %d of 52, %d violations, %d gave up", s.Upgraded, s.Violations, s.GaveUp)
+	}
+	// The passive clients' turns are judged in the broker's queue order,
+	// read from its event stream, for every client.
+	if !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "from the broker's queued events (52 of 52 clients)") }) {
+		t.Fatalf("notes %q: want the passive lateness judged in the broker's queue order", s.Notes)
 	}
 	if s.ServerCPUusPerCheckin == nil || *s.ServerCPUusPerCheckin <= 0 || s.ServerRSSBytes == nil || *s.ServerRSSBytes <= 0 {
 		t.Fatalf("server CPU %v, RSS %v: want both read from /metrics", s.ServerCPUusPerCheckin, s.ServerRSSBytes)

@@ -88,6 +88,8 @@ type agent struct {
 	// upgraded is whether the broker has answered it current on the
 	// target version (counted once).
 	upgraded bool
+	// hist is a passive agent's recent contacts (nil for the others).
+	hist *history
 }
 
 func newFleet(cfg *Config, d Dialer, rec *Recorder, shard, shards int) *fleet {
@@ -114,6 +116,9 @@ func (f *fleet) start(parent context.Context, installers map[engine.Kind]string)
 		spec := AgentSpec{Kind: f.kindOf(i), Platform: f.cfg.Platform, Version: f.cfg.FromVersion}
 		a := &agent{idx: i, spec: spec, version: spec.Version,
 			rng: rand.New(rand.NewPCG(f.cfg.Seed, uint64(i)))}
+		if spec.Kind == engine.KindPassive {
+			a.hist = new(history)
+		}
 		f.wg.Go(func() { f.run(ctx, a, installers[spec.Kind]) })
 	}
 	return nil
@@ -280,11 +285,13 @@ func (f *fleet) checkIn(ctx context.Context, a *agent, c AgentConn, flags uint8)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.rec.Error(CodeOf(err))
+			a.hist.add(histFailed, 0, 0, 0)
 		}
 		return ans, false
 	}
 	now := time.Now()
 	f.rec.CheckIn(now.Sub(t0))
+	a.hist.add(histCheckIn, ans.State, ans.Position, ans.RetryAfter)
 	if !a.upgraded && ans.State == engine.StateCurrent && a.version == f.cfg.ToVersion {
 		// Whichever check-in first lands on the new version (the
 		// post-install one, or a later one if that answer was lost).
@@ -428,7 +435,8 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer, tic
 	f.beginFlight(a, now)
 	if !a.turned {
 		a.turned = true
-		f.rec.Turn(a.queued, a.acked, now, a.spec.Kind == engine.KindPassive)
+		a.hist.add(histOffer, 0, 0, 0)
+		f.rec.Turn(a.id.ID, a.queued, a.acked, now, a.spec.Kind == engine.KindPassive, f.lateHistory(a, now))
 	}
 	if err := c.Fetch(ctx, o); err != nil {
 		code := CodeOf(err)
@@ -586,6 +594,9 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			nextPeriodic = at.Add(period)
 		}
 		if c != nil {
+			if bye := c.RetryAfter(); bye > 0 {
+				a.hist.add(histBye, 0, 0, bye)
+			}
 			retry = max(retry, c.RetryAfter())
 			c.Close()
 			c = f.lateOffer(ctx, a, c)
@@ -651,6 +662,18 @@ func (f *fleet) pendingCap() time.Duration {
 	return f.cfg.PassivePeriod / 2
 }
 
+// lateHistory is the agent's history, times relative to its start now,
+// when the start came more than a period after it was queued (only such a
+// client can be later than a period after its turn, which comes after it
+// was queued), or for every passive client when the turns go to a file;
+// "" otherwise.
+func (f *fleet) lateHistory(a *agent, now time.Time) string {
+	if a.hist == nil || (f.cfg.TurnsFile == "" && (a.queued.IsZero() || now.Sub(a.queued) <= f.cfg.PassivePeriod)) {
+		return ""
+	}
+	return a.hist.format(now.UnixNano())
+}
+
 // lateOffer handles an offer that reached a passive client as it was
 // leaving (its turn came between its answer and its goodbye): the broker
 // has given it a slot, so it comes back at once and checks in; the broker
@@ -708,6 +731,7 @@ func (f *fleet) lingerForOffer(ctx context.Context, a *agent, c AgentConn, d tim
 	case <-c.Closed():
 		return c
 	case <-t.C:
+		a.hist.add(histLinger, 0, 0, 0)
 		return c
 	case <-ctx.Done():
 		return c

@@ -182,16 +182,18 @@ func TestPassiveLateness(t *testing.T) {
 		{Queued: 14 * s, Start: 23 * s},
 		{Queued: 14 * s, Start: 60 * s, Passive: true}, // queued at the same instant as the one above: not after it
 	}
-	worst, beyond, judged := passiveLateness(turns, 10*time.Second)
+	l := passiveLateness(turns, 10*time.Second, nil)
+	worst, beyond, judged := l.Worst, l.Beyond, l.Judged
 	if worst != 30*time.Second || beyond != 1 || judged != 4 {
 		t.Fatalf("worst %v, beyond %d, judged %d: want 30s, 1, 4", worst, beyond, judged)
 	}
-	worst, beyond, judged = passiveLateness(turns, time.Second)
+	l = passiveLateness(turns, time.Second, nil)
+	worst, beyond, judged = l.Worst, l.Beyond, l.Judged
 	if worst != 30*time.Second || beyond != 2 || judged != 4 {
 		t.Fatalf("period 1s: worst %v, beyond %d, judged %d: want 30s, 2, 4", worst, beyond, judged)
 	}
-	if w, b, j := passiveLateness(nil, time.Second); w != 0 || b != 0 || j != 0 {
-		t.Fatalf("no turns: %v %d %d", w, b, j)
+	if l := passiveLateness(nil, time.Second, nil); l.Worst != 0 || l.Beyond != 0 || l.Judged != 0 {
+		t.Fatalf("no turns: %+v", l)
 	}
 }
 
@@ -349,12 +351,19 @@ func TestPassiveLatenessIgnoresOverlappingCheckIns(t *testing.T) {
 		{Queued: 10 * s, Acked: 12 * s, Start: 90 * s, Passive: true},
 		{Queued: 11 * s, Acked: 11*s + s/2, Start: 20 * s, Passive: true}, // overlapped the first
 	}
-	if w, b, j := passiveLateness(turns, 60*time.Second); w != 0 || b != 0 || j != 2 {
-		t.Fatalf("overlapping check-ins: worst %v, beyond %d, judged %d", w, b, j)
+	if l := passiveLateness(turns, 60*time.Second, nil); l.Worst != 0 || l.Beyond != 0 || l.Judged != 2 {
+		t.Fatalf("overlapping check-ins: %+v", l)
 	}
 	turns = append(turns, Turn{Queued: 13 * s, Acked: 13 * s, Start: 25 * s, Passive: true}) // after both
-	if w, b, _ := passiveLateness(turns, 60*time.Second); w != 65*time.Second || b != 1 {
-		t.Fatalf("worst %v, beyond %d: want 65s, 1", w, b)
+	turns[0].History = "its history"
+	l := passiveLateness(turns, 60*time.Second, nil)
+	if l.Worst != 65*time.Second || l.Beyond != 1 {
+		t.Fatalf("%+v: want worst 65s, beyond 1", l)
+	}
+	// The worst client's turn came 65 s and its queueing 80 s before its
+	// start; its history is the one reported.
+	if l.WorstTurn != 65*time.Second || l.WorstQueued != 80*time.Second || l.WorstHistory != "its history" || l.WorstBy != turns[2] {
+		t.Fatalf("worst client: %+v", l)
 	}
 }
 
@@ -467,5 +476,67 @@ func TestAgentHeartbeatsWhileInstalling(t *testing.T) {
 	}
 	if got := strings.Join(sent, " "); got != "fetch heartbeat heartbeat heartbeat done checkin" {
 		t.Fatalf("agent sent %q", got)
+	}
+}
+
+// TestHistoryKeepsTheLastEvents checks the bounded ring of a passive
+// agent's contacts and its rendering, oldest first, relative to a time.
+func TestHistoryKeepsTheLastEvents(t *testing.T) {
+	var h history
+	for i := range histLen + 3 {
+		h.add(histCheckIn, engine.StatePending, i+1, time.Duration(i)*time.Second)
+	}
+	h.add(histBye, 0, 0, 8*time.Second)
+	ref := h.ev[(h.n-1)%histLen].at
+	got := h.format(ref)
+	if !strings.HasPrefix(got, "(4 earlier) ") {
+		t.Fatalf("history %q: want the 4 oldest events dropped", got)
+	}
+	if strings.Contains(got, "pos 4 ") || !strings.Contains(got, "pending pos 5 retry 4.0s") {
+		t.Fatalf("history %q: want the oldest kept event to be position 5", got)
+	}
+	if !strings.HasSuffix(got, "+0.0s bye retry 8.0s") {
+		t.Fatalf("history %q: want the goodbye last, at the reference time", got)
+	}
+	var none *history
+	none.add(histOffer, 0, 0, 0) // an agent without a history records nothing
+	if none.format(0) != "" {
+		t.Fatal("nil history formatted as non-empty")
+	}
+}
+
+// TestPassiveLatenessInBrokerOrder: a client the broker queued without
+// telling it (a release's sweep while it was connected) seems, by its own
+// account, queued a period later. In client-observed order its start is the
+// turn of a client truly queued after it, which looks late; in the
+// broker's order that client is on time and the swept one is judged from
+// its true queue time.
+func TestPassiveLatenessInBrokerOrder(t *testing.T) {
+	const s = int64(time.Second)
+	swept, later := engine.ClientID{1}, engine.ClientID{2}
+	turns := []Turn{
+		// Queued by the sweep at 0 s; first told so at 240 s, started at 241 s.
+		{ID: swept, Queued: 240 * s, Acked: 240 * s, Start: 241 * s, Passive: true},
+		// Queued by its own check-in at 100 s, started at 400 s.
+		{ID: later, Queued: 100 * s, Acked: 100 * s, Start: 400 * s, Passive: true},
+	}
+	// Client-observed, the swept client seems queued after the other, and
+	// its start looks like the other's turn: 159 s late.
+	if l := passiveLateness(turns, 240*time.Second, nil); l.Worst != 159*time.Second || l.BrokerOrder != 0 {
+		t.Fatalf("client-observed order: %+v: want the later client 159 s late", l)
+	}
+	queued := map[engine.ClientID]int64{swept: 0, later: 100 * s}
+	l := passiveLateness(turns, 240*time.Second, queued)
+	if l.BrokerOrder != 2 || l.Judged != 2 || l.Worst != 0 || l.Beyond != 0 {
+		t.Fatalf("broker order: %+v: want both ordered by the broker and nobody late", l)
+	}
+	// An active client queued after the swept one (at 50 s) and started at
+	// 60 s was the swept client's turn: it started 181 s after it.
+	third := engine.ClientID{3}
+	turns = append(turns, Turn{ID: third, Queued: 50 * s, Acked: 50 * s, Start: 60 * s})
+	queued[third] = 50 * s
+	l = passiveLateness(turns, 120*time.Second, queued)
+	if l.Worst != 181*time.Second || l.Beyond != 1 || l.WorstBy.ID != third || l.BrokerOrder != 3 {
+		t.Fatalf("%+v: want the swept client 181 s late, the third's start its turn", l)
 	}
 }

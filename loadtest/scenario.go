@@ -214,11 +214,22 @@ func (r *run) steady(ctx context.Context) error {
 func (r *run) rollout(ctx context.Context) error {
 	defer r.watchBroker(ctx)() // the broker's own in-flight count, every 250 ms
 	cfg := r.cfg
+	// The broker's queue order, for the passive clients' turns.
+	stopQueued := func() (map[engine.ClientID]int64, bool) { return nil, false }
+	if qw, ok := r.b.Control.(QueueWatcher); ok && cfg.Passive > 0 {
+		stop, err := qw.WatchQueued(ctx)
+		if err != nil {
+			r.note("broker queue order unavailable (%v): passive turns from client-observed order", err)
+		} else {
+			stopQueued = stop
+		}
+	}
 	w := r.begin(ctx)
 	if err := r.b.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, cfg.PackageSize); err != nil {
 		return fmt.Errorf("publish release %s: %w", cfg.Release, err)
 	}
 	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Upgraded >= int64(cfg.Fleet()) })
+	queued, complete := stopQueued()
 	w.end(ctx)
 	if last := r.fl.snapshot().LastDone; last > 0 {
 		mk := time.Unix(0, last).Sub(w.t0).Seconds()
@@ -233,10 +244,30 @@ func (r *run) rollout(ctx context.Context) error {
 		}
 	}
 	if cfg.Passive > 0 {
-		worst, beyond, judged := passiveLateness(r.fl.turns(), cfg.PassivePeriod)
-		r.sum.PassiveLateMaxS, r.sum.PassiveLateBeyondPeriod = ptr(worst.Seconds()), &beyond
+		turns := r.fl.turns()
+		if cfg.TurnsFile != "" {
+			if err := writeTurns(cfg.TurnsFile, turns); err != nil {
+				r.note("turns: %v", err)
+			}
+		}
+		if !complete {
+			queued = nil // a partial order would mix the two clocks' judgements
+		}
+		l := passiveLateness(turns, cfg.PassivePeriod, queued)
+		r.sum.PassiveLateMaxS, r.sum.PassiveLateBeyondPeriod = ptr(l.Worst.Seconds()), &l.Beyond
 		r.sum.PassivePeriodS = ptr(cfg.PassivePeriod.Seconds())
-		r.note("passive lateness: %d passive clients judged; turn = first start of any client queued after it (client-observed times)", judged)
+		order := "the broker's queued events"
+		if l.BrokerOrder == 0 {
+			order = "client-observed times (the broker's queued events were not complete)"
+		}
+		r.note("passive lateness: %d passive clients judged; turn = first start of any client queued after it; queue order from %s (%d of %d clients)", l.Judged, order, l.BrokerOrder, len(turns))
+		if l.WorstHistory != "" {
+			r.note("latest passive client: turn %.1fs and queued %.1fs before its start (+0s); its last contacts: %s",
+				l.WorstTurn.Seconds(), l.WorstQueued.Seconds(), l.WorstHistory)
+			b := l.WorstBy
+			r.note("its turn was the start of a client (passive %v) queued %.1fs (answered %.1fs) before that start; its last contacts: %s",
+				b.Passive, time.Duration(b.Start-b.Queued).Seconds(), time.Duration(b.Start-b.Acked).Seconds(), b.History)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("rollout: %d of %d clients upgraded: %w", r.fl.snapshot().Upgraded, cfg.Fleet(), err)

@@ -1,13 +1,17 @@
 package loadtest
 
 import (
+	"bufio"
 	"encoding/json"
 	"math"
 	"math/bits"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"jumpfleet/engine"
 )
 
 // Histogram counts durations in log-linear buckets: 16 sub-buckets per
@@ -203,11 +207,17 @@ type Turn struct {
 	Acked   int64 `json:"a,omitempty"`
 	Start   int64 `json:"s"`
 	Passive bool  `json:"p,omitempty"`
+	// ID is the client's, to look up when the broker queued it.
+	ID engine.ClientID `json:"i"`
+	// History is a late passive client's recent contacts (history.format,
+	// relative to Start); empty unless it started over a period after it
+	// was queued.
+	History string `json:"h,omitempty"`
 }
 
 // Turn records a client's first upgrade start (see Turn).
-func (r *Recorder) Turn(queued, acked, start time.Time, passive bool) {
-	t := Turn{Start: start.UnixNano(), Passive: passive}
+func (r *Recorder) Turn(id engine.ClientID, queued, acked, start time.Time, passive bool, history string) {
+	t := Turn{ID: id, Start: start.UnixNano(), Passive: passive, History: history}
 	if !queued.IsZero() {
 		t.Queued, t.Acked = queued.UnixNano(), max(acked.UnixNano(), queued.UnixNano())
 	}
@@ -228,37 +238,90 @@ func (r *Recorder) takeTurns() []Turn {
 // passiveLateness measures, for each passive client, how long after its
 // turn its upgrade started, as engine/sim does: its turn is the first
 // start of any client queued after it (had it been online, it would have
-// had that slot). "After it" is judged from what the clients saw: a client
-// that sent its check-in after this one had its answer was certainly
-// queued after it by the broker; two check-ins that overlapped are not
-// ordered (the broker may have taken either first), so neither is late
-// for the other. It returns the worst lateness, how many passive clients
-// started more than period after their turn, and how many were judged.
-func passiveLateness(turns []Turn, period time.Duration) (worst time.Duration, beyond, judged int64) {
+// had that slot). Where the broker's queue times are known (queued, by
+// client, from its queued events) they give the order exactly. Otherwise
+// "after it" is judged from what the clients saw: a client that sent its
+// check-in after this one had its answer was queued after it by the
+// broker, if both were queued by those check-ins; two check-ins that
+// overlapped are not ordered (the broker may have taken either first), so
+// neither is late for the other. Client-observed order is wrong for a
+// client the broker queued without telling it (see QueueWatcher): it
+// seems queued a period later than it was, its start counts as the turn
+// of clients truly queued after it, and its own turn is missed.
+func passiveLateness(turns []Turn, period time.Duration, queued map[engine.ClientID]int64) lateness {
 	ts := append([]Turn(nil), turns...)
+	var l lateness
+	for i := range ts {
+		if q, ok := queued[ts[i].ID]; ok {
+			ts[i].Queued, ts[i].Acked = q, q
+			l.BrokerOrder++
+		}
+	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Queued < ts[j].Queued })
-	// suffix[i] is the first start among ts[i:].
+	// suffix[i] is the first start among ts[i:], by[i] whose it is.
 	suffix := make([]int64, len(ts)+1)
+	by := make([]int, len(ts)+1)
 	suffix[len(ts)] = math.MaxInt64
 	for i := len(ts) - 1; i >= 0; i-- {
-		suffix[i] = min(suffix[i+1], ts[i].Start)
+		suffix[i], by[i] = suffix[i+1], by[i+1]
+		if ts[i].Start < suffix[i] {
+			suffix[i], by[i] = ts[i].Start, i
+		}
 	}
 	for _, x := range ts {
 		if !x.Passive {
 			continue
 		}
-		judged++
+		l.Judged++
 		acked := max(x.Acked, x.Queued)
 		j := sort.Search(len(ts), func(i int) bool { return ts[i].Queued > acked })
 		if turn := suffix[j]; turn != math.MaxInt64 && x.Start > turn {
-			l := time.Duration(x.Start - turn)
-			worst = max(worst, l)
-			if l > period {
-				beyond++
+			d := time.Duration(x.Start - turn)
+			if d > l.Worst {
+				l.Worst, l.WorstTurn, l.WorstQueued = d, time.Duration(x.Start-turn), time.Duration(x.Start-x.Queued)
+				l.WorstHistory, l.WorstBy = x.History, ts[by[j]]
+			}
+			if d > period {
+				l.Beyond++
 			}
 		}
 	}
-	return worst, beyond, judged
+	return l
+}
+
+// lateness is what passiveLateness measured: the worst lateness, how many
+// passive clients started more than a period after their turn, and how
+// many were judged; for the worst client, how long before its start its
+// turn came and it was queued, and its history (Turn.History).
+type lateness struct {
+	Worst          time.Duration
+	Beyond, Judged int64
+	WorstTurn      time.Duration
+	WorstQueued    time.Duration
+	WorstHistory   string
+	WorstBy        Turn // the start that was the worst client's turn
+	BrokerOrder    int  // clients ordered by the broker's queue time
+}
+
+// writeTurns writes turns to path as JSON lines (Config.TurnsFile).
+func writeTurns(path string, turns []Turn) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, t := range turns {
+		if err := enc.Encode(t); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // UpgradeEnded lowers the client-side in-flight count.
