@@ -46,16 +46,25 @@ func (e *Engine) Tick(now time.Time) {
 }
 
 // sweep examines the next SweepBatch clients after a site release: it
-// queues those that are online and outdated, so that a release published
-// while clients are connected reaches them without waiting for their next
-// check-in, and makes current the pending or failed clients whose version
-// the release made the target.
+// queues the persistent clients (active, Jumpoints) that are online and
+// outdated, so that a release published while they are connected reaches
+// them without waiting for a check-in, and makes current the pending or
+// failed clients whose version the release made the target.
+//
+// A passive client is queued by its own check-in, whose answer tells it
+// so. One that is online at the sweep has just been answered "current"
+// and is leaving: queued then, near the front, its turn would come as it
+// left and it would hear of it only at its next check-in, a period after
+// the last, i.e. start right at the edge of a period after its turn. (And
+// a load generator judging turns by the clients' own account saw such a
+// client as queued a period late, so that its early start made thousands
+// of clients queued before it look late: bench/RESULTS.md, sixth pass.)
 func (e *Engine) sweep(t int64) {
 	end := min(e.sweepAt+e.cfg.SweepBatch, len(e.ents))
 	for i := e.sweepAt; i < end; i++ {
 		en := &e.ents[i]
 		switch {
-		case en.state == StateCurrent && en.flags&flagOnline != 0 && e.outdated(en):
+		case en.state == StateCurrent && en.flags&flagOnline != 0 && en.kind.Persistent() && e.outdated(en):
 			e.enqueue(t, int32(i), LaneNormal)
 			ev := e.event(EvQueued, t, en)
 			ev.Lane, ev.Position = en.lane, e.position(en)

@@ -186,3 +186,24 @@ func TestFrontierDoesNotMoveBackForOverdueClients(t *testing.T) {
 		prev = n
 	}
 }
+
+// The release sweep queues the persistent clients online at publish, not a
+// passive one: its check-in was just answered "current" and it is leaving,
+// so it would not hear that it was queued until a period later, its turn
+// long past. It is queued by its next check-in, which tells it so.
+func TestSweepLeavesPassiveClientsToTheirCheckIn(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.Paused = true })
+	checkIn(t, e, t0, 1, KindActive, vNew)
+	checkIn(t, e, t0, 2, KindPassive, vNew)
+	publish(t, e, "r3", vNewer)
+	turn(t, e, t0)
+	if c, _ := e.Client(id(1)); c.State != StatePending {
+		t.Fatalf("active client online at publish is %v: want queued by the sweep", c.State)
+	}
+	if c, _ := e.Client(id(2)); c.State != StateCurrent {
+		t.Fatalf("passive client online at publish is %v: want left to its next check-in", c.State)
+	}
+	if a := checkIn(t, e, t0.Add(time.Minute), 2, KindPassive, vNew); a.State != StatePending || a.Position != 2 {
+		t.Fatalf("passive client's next check-in answered %+v: want pending behind the active one", a)
+	}
+}
