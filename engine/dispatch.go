@@ -134,6 +134,7 @@ func (e *Engine) start(t int64, i int32) {
 	}
 	e.dequeue(i)
 	en := &e.ents[i]
+	en.flags &^= flagBack
 	en.attempts++
 	en.startedAt = t
 	en.deadline = t + e.settings.LeaseTime.Milliseconds()

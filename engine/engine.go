@@ -68,6 +68,7 @@ const (
 	flagDirty         // in Output.records
 	flagInHeap        // has an entry in its lane's ready heap
 	flagDelayed       // pending, waiting for its not-before time
+	flagBack          // upgrading, and checked in since the start (Unreached)
 )
 
 // Engine is the state machine. It is not safe for concurrent use: one

@@ -458,7 +458,7 @@ func TestUnreachedStartIsUndone(t *testing.T) {
 	if err := e.Disconnect(t0, id(1)); err != nil { // gone before its offer
 		t.Fatal(err)
 	}
-	if err := e.Unreached(t0, d); err != nil {
+	if err := e.Unreached(t0, d, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := turn(t, e, t0); len(got) != 1 || got[0] != id(2) {
@@ -471,13 +471,55 @@ func TestUnreachedStartIsUndone(t *testing.T) {
 	if a := checkIn(t, e, t0, 1, KindPassive, vOld); a.State != StatePending || a.RetryAfter != 0 || a.Position != 1 {
 		t.Fatalf("client 1 back: %+v, want overdue at the head", a)
 	}
-	// Client 2 is upgrading and comes back before its undo: kept.
+	// Client 2 is upgrading, and comes back (its check-in renews the
+	// lease) before the undo of its start: it keeps its upgrade.
 	c2, _ := e.Client(id(2))
-	if err := e.Unreached(t0, Dispatch{Client: id(2), Attempt: 1, Lease: c2.Lease}); err != nil {
+	if a := checkIn(t, e, t0.Add(time.Second), 2, KindActive, vOld); a.State != StateUpgrading {
+		t.Fatalf("client 2 back: %+v, want upgrading", a)
+	}
+	if err := e.Unreached(t0, Dispatch{Client: id(2), Attempt: 1, Lease: c2.Lease}, true); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := e.Client(id(2)); c.State != StateUpgrading {
-		t.Fatalf("online client 2 lost its upgrade: %+v", c)
+		t.Fatalf("client 2, back, lost its upgrade: %+v", c)
+	}
+}
+
+// TestUnreachedBeforeDisconnect: the transport reports an offer it could
+// not deliver and the end of the connection separately; when the
+// Disconnect comes second, the start is still undone (not left to hold
+// its slot until the lease ends and then fail), and the client is offline.
+func TestUnreachedBeforeDisconnect(t *testing.T) {
+	e := newTestEngine(t, func(s *Settings) { s.MaxConcurrent = 1 })
+	checkIn(t, e, t0, 1, KindPassive, vOld) // started in its own turn
+	out, err := e.TakeOutput(nil)
+	if err != nil || len(out.Dispatches) != 1 {
+		t.Fatalf("dispatches %+v %v, want client 1's", out.Dispatches, err)
+	}
+	d := out.Dispatches[0]
+	// Not known gone (a client over HTTPS upgrades with no connection):
+	// an online client keeps its start.
+	if err := e.Unreached(t0, d, false); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := e.Client(id(1)); c.State != StateUpgrading {
+		t.Fatalf("client 1 lost its start without its connection known gone: %+v", c)
+	}
+	if err := e.Unreached(t0, d, true); err != nil { // its connection closed; the Disconnect is still on its way
+		t.Fatal(err)
+	}
+	c, _ := e.Client(id(1))
+	if c.State != StatePending || c.Lane != LaneJump || c.Attempts != 0 || c.Online {
+		t.Fatalf("client 1 after the undo: %+v, want pending in the jump lane, no attempt, offline", c)
+	}
+	if got := turn(t, e, t0); len(got) != 0 {
+		t.Fatalf("dispatched %v to a client whose connection is gone", got)
+	}
+	if err := e.Disconnect(t0, id(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CheckInvariants(); err != nil {
+		t.Fatal(err)
 	}
 }
 

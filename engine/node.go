@@ -529,8 +529,8 @@ func (n *Node) DisconnectAsync(ctx context.Context, id ClientID) error {
 // reached no connection, without waiting for it. Like Post it blocks
 // while the request queue is full: never call it on the engine goroutine
 // (an OnCommit hook hands it to a goroutine of its own).
-func (n *Node) UnreachedAsync(ctx context.Context, d Dispatch) error {
-	return n.Post(ctx, func(e *Engine, now time.Time) (any, error) { return nil, e.Unreached(now, d) })
+func (n *Node) UnreachedAsync(ctx context.Context, d Dispatch, gone bool) error {
+	return n.Post(ctx, func(e *Engine, now time.Time) (any, error) { return nil, e.Unreached(now, d, gone) })
 }
 
 // Disconnect marks a client offline.

@@ -91,6 +91,7 @@ func (e *Engine) CheckIn(now time.Time, in CheckIn) (Answer, error) {
 			// re-offer ran past the lease, which then gave the slot to
 			// someone else while this client was still installing.
 			e.renewLease(t, i)
+			en.flags |= flagBack // it has heard of its upgrade: no undo
 		}
 	case StatePending, StateFailed:
 		if !e.outdated(en) {
@@ -318,18 +319,34 @@ func (e *Engine) Disconnect(now time.Time, id ClientID) error {
 // failed attempt and held back by a backoff. The slot is freed at once,
 // the attempt not counted, and the client goes to the tail of the jump
 // lane: its turn had come, so it is first in line when it is back (and is
-// told it is overdue). The undo applies only while the client is still
-// offline and upgrading on d's very start (its attempt, its lease
-// unrenewed); anything else means it came back and heard of its upgrade.
-func (e *Engine) Unreached(now time.Time, d Dispatch) error {
+// told it is overdue). The undo applies only while the client is
+// upgrading on d's very start (its attempt, its lease) and has not
+// checked in since (flagBack): a client that came back heard of its
+// upgrade with its check-in's answer and may be installing.
+//
+// gone says the offer was for a connection the transport saw close. The
+// client may then still count as online: the transport reports the offer
+// it could not deliver and the end of the connection separately, and the
+// Disconnect can come second; so the start is undone and the client taken
+// offline all the same. (The undo used to require the client offline,
+// which lost that race: the start held its slot until the lease ran out,
+// failed, and after the backoff the client went to the back of the queue:
+// the 4 late passive clients of tls26.) Without gone (no connection
+// known: a client checking in over HTTPS stays online without one while
+// it upgrades) an online client keeps its start.
+func (e *Engine) Unreached(now time.Time, d Dispatch, gone bool) error {
 	i, err := e.lookup(d.Client)
 	if err != nil {
 		return err
 	}
 	en := &e.ents[i]
-	if en.state != StateUpgrading || en.flags&flagOnline != 0 || int(en.attempts) != d.Attempt || en.deadline != d.Lease.UnixMilli() {
+	if en.state != StateUpgrading || en.flags&flagBack != 0 || int(en.attempts) != d.Attempt || en.deadline != d.Lease.UnixMilli() {
 		return nil
 	}
+	if en.flags&flagOnline != 0 && !gone {
+		return nil
+	}
+	e.setOnline(i, false)
 	t := ms(now)
 	en.attempts--
 	en.deadline = 0 // its lease heap entry is stale from here

@@ -79,14 +79,24 @@ func (r *registry) each(fn func(*session)) {
 }
 
 func (r *registry) client(id engine.ClientID) *session {
+	s, _ := r.clientOrLeaving(id)
+	return s
+}
+
+// clientOrLeaving is client, and whether a session of the client is
+// leaving (closed, its Disconnect not yet told to the engine).
+func (r *registry) clientOrLeaving(id engine.ClientID) (s *session, leaving bool) {
 	sh := r.clientShard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	s := sh.m[id]
-	if s == nil || s.leaving { // leaving is written under sh.mu (unbindBegin)
-		return nil
+	s = sh.m[id]
+	if s == nil {
+		return nil, false
 	}
-	return s
+	if s.leaving { // leaving is written under sh.mu (unbindBegin)
+		return nil, true
+	}
+	return s, false
 }
 
 // bind makes s the session of its client. A newer connection wins: the

@@ -545,12 +545,14 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 // unreached hands back to the engine a start whose offer reached no
 // connection (reason: the drop it is counted as): the engine frees the
 // slot and puts the client first in line for when it is back, unless it
-// has come back meanwhile (Engine.Unreached). Its callers include OnCommit
+// has come back meanwhile (Engine.Unreached). gone: the client's session
+// was seen closed, so the engine takes it offline even if its Disconnect
+// has not arrived yet. Its callers include OnCommit
 // on the engine goroutine, which must not wait on the engine's queue: the
 // request is posted from a goroutine of the server's.
-func (srv *Server) unreached(d engine.Dispatch, reason string) {
+func (srv *Server) unreached(d engine.Dispatch, reason string, gone bool) {
 	srv.m.drop(reason)
-	srv.goFn(func() { _ = srv.node.UnreachedAsync(srv.ctx, d) })
+	srv.goFn(func() { _ = srv.node.UnreachedAsync(srv.ctx, d, gone) })
 }
 
 // OnCommit routes a committed engine turn's pushes to sessions. It runs
@@ -558,9 +560,11 @@ func (srv *Server) unreached(d engine.Dispatch, reason string) {
 func (srv *Server) OnCommit(turn uint64, out *engine.Output) {
 	for i := range out.Dispatches {
 		d := &out.Dispatches[i]
-		s := srv.reg.client(d.Client)
+		s, leaving := srv.reg.clientOrLeaving(d.Client)
 		if s == nil {
-			srv.unreached(*d, dropPushOffline)
+			// A session that is leaving has closed: its client is gone,
+			// though the engine may not have heard yet.
+			srv.unreached(*d, dropPushOffline, leaving)
 			continue
 		}
 		dc := *d

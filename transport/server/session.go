@@ -1029,7 +1029,7 @@ func (s *session) enqueue(p push) {
 // check-in's answer, and the client may be installing.
 func (s *session) unreached(p push) {
 	if p.dispatch != nil && s.offer.Load() == nil {
-		s.srv.unreached(*p.dispatch, dropPushClosed)
+		s.srv.unreached(*p.dispatch, dropPushClosed, true)
 	}
 }
 
