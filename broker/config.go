@@ -69,6 +69,15 @@ type Config struct {
 	AcceptRate  float64 `json:"accept_rate"`
 	AcceptBurst int     `json:"accept_burst"`
 	MaxConns    int     `json:"max_conns"`
+	// Procs is how many threads run the broker's Go code at once
+	// (GOMAXPROCS; the program serving the broker applies it). The
+	// default, DefaultProcs, is more than the cores because of timers:
+	// quic-go keeps one runtime timer per connection and moves it on
+	// nearly every packet, Go keeps timers in one heap per P, and a P
+	// scans its whole heap whenever a timer moved earlier comes due. With
+	// 100,000 QUIC connections on 2 Ps those scans took 22–42 % of the
+	// broker's CPU; more Ps, smaller heaps (bench/RESULTS.md, sixth pass).
+	Procs int `json:"procs"`
 	// ShutdownTimeout bounds a graceful shutdown; a second signal cuts it
 	// short.
 	ShutdownTimeout events.Duration `json:"shutdown_timeout"`
@@ -100,6 +109,16 @@ type Config struct {
 // bench/RESULTS.md on the 2-core machine).
 const DefaultAcceptRatePerCore = 3000
 
+// DefaultProcs is the default Procs: twice the cores, at least 4, unless
+// the GOMAXPROCS environment variable sets it (the runtime's own knob
+// wins over our default, not over an explicit --procs).
+func DefaultProcs() int {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return runtime.GOMAXPROCS(0)
+	}
+	return max(4, 2*runtime.NumCPU())
+}
+
 // DefaultConfig returns the defaults (what Validate fills in).
 func DefaultConfig() Config {
 	return Config{
@@ -115,6 +134,7 @@ func DefaultConfig() Config {
 		AcceptRate:        DefaultAcceptRatePerCore * float64(runtime.NumCPU()),
 		AcceptBurst:       500,
 		MaxConns:          1_000_000,
+		Procs:             DefaultProcs(),
 		ShutdownTimeout:   events.Duration(30 * time.Second),
 		LogLevel:          "info",
 		LogFormat:         "console",
@@ -159,6 +179,9 @@ func (c *Config) Validate() error {
 	if c.MaxConns == 0 {
 		c.MaxConns = d.MaxConns
 	}
+	if c.Procs == 0 {
+		c.Procs = d.Procs
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
@@ -194,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.AcceptRate > 0) || c.AcceptBurst < 1 || c.MaxConns < 1 {
 		bad("accept-rate, accept-burst and max-conns must be positive")
+	}
+	if c.Procs < 1 || c.Procs > 1024 {
+		bad("procs %d: want 1..1024", c.Procs)
 	}
 	if c.ShutdownTimeout < events.Duration(time.Second) {
 		bad("shutdown-timeout %v: want at least 1s", time.Duration(c.ShutdownTimeout))
@@ -282,6 +308,7 @@ var options = []option{
 	floatOpt("accept-rate", "new client connections per second (token bucket)", func(c *Config) *float64 { return &c.AcceptRate }),
 	intOpt("accept-burst", "burst of the connection token bucket", func(c *Config) *int { return &c.AcceptBurst }),
 	intOpt("max-conns", "open client connections at most", func(c *Config) *int { return &c.MaxConns }),
+	intOpt("procs", "threads running Go code at once (GOMAXPROCS; default 2 × cores, at least 4)", func(c *Config) *int { return &c.Procs }),
 	durOpt("shutdown-timeout", "graceful shutdown limit (a second signal cuts it short)", func(c *Config) *events.Duration { return &c.ShutdownTimeout }),
 	strOpt("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 	strOpt("log-format", "console or json", func(c *Config) *string { return &c.LogFormat }),

@@ -75,6 +75,19 @@ func TestLoadConfigErrors(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "listen") || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("Validate: %v", err)
 	}
+	// Procs: at least 4 by default, and validated.
+	if d := DefaultConfig(); d.Procs < 4 && os.Getenv("GOMAXPROCS") == "" {
+		t.Errorf("default procs %d: want at least 4", d.Procs)
+	}
+	if _, err := LoadConfig([]string{"--procs", "0"}, none, io.Discard); err != nil {
+		t.Errorf("--procs 0 (default): %v", err)
+	}
+	if c, err := LoadConfig([]string{"--procs", "3"}, none, io.Discard); err != nil || c.Procs != 3 {
+		t.Errorf("--procs 3: %d, %v", c.Procs, err)
+	}
+	if _, err := LoadConfig([]string{"--procs", "-1"}, none, io.Discard); err == nil || !strings.Contains(err.Error(), "procs") {
+		t.Errorf("--procs -1: %v, want a procs error", err)
+	}
 	if tbl := ConfigTable(); !strings.Contains(tbl, "`JUMPFLEET_MAX_CONCURRENT` | `settings.max_concurrent` | `100`") {
 		t.Errorf("config table:\n%s", tbl)
 	}

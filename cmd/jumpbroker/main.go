@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -61,6 +62,7 @@ func serve(args []string) int {
 		return 2
 	}
 	cfg.Web = web.Handler() // the dashboard at / of the admin listener
+	runtime.GOMAXPROCS(cfg.Procs) // process-wide, so the program applies it (broker.Config.Procs)
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
