@@ -764,7 +764,8 @@ func (s *session) checkIn(p []byte) error {
 	var a engine.Answer
 	var err error
 	sentAway := false
-	if s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false) {
+	switch {
+	case s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false):
 		// Descriptors are short (lingerRoom): a passive client on TCP
 		// leaves with its answer, unless the answer starts its upgrade or
 		// its slot is due within the linger (mayLinger).
@@ -772,7 +773,17 @@ func (s *session) checkIn(p []byte) error {
 			sentAway = !s.srv.mayLinger(a)
 			return !sentAway
 		})
-	} else {
+	case s.role == wire.KindPassive:
+		// A passive client told to come back later leaves with its answer
+		// (PROTOCOL.md): offline in the engine in the same turn, so that no
+		// later turn starts it while its goodbye is on the way. Counted
+		// online until its connection closed, it was started in that
+		// moment now and then, the offer went to a closing socket, and the
+		// slot waited for the lease to end; the attempt failed and the
+		// client went to the back of the queue (tls26, tls27: each of
+		// their late passive clients). Only an overdue one stays.
+		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, engine.Answer.Overdue)
+	default:
 		a, err = s.srv.node.CheckIn(s.srv.ctx, in)
 	}
 	if err != nil {
