@@ -63,8 +63,8 @@ type Config struct {
 	// at random), and come back early when the broker's retry-after says so.
 	PassivePeriod time.Duration
 	ExtraCheckIns float64
-	// PassiveLinger is how long a passive client whose turn is near stays
-	// connected for its upgrade offer after its answer.
+	// PassiveLinger is how long a passive client answered "upgrading"
+	// waits for its offer (overdue ones wait longer: fleet.overdueLinger).
 	PassiveLinger time.Duration
 	// TurnsFile, if set, receives every client's first upgrade start
 	// (Turn) as JSON lines at the end of a rollout, for analysis offline.

@@ -581,13 +581,15 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			queued = ans.State == engine.StatePending || ans.State == engine.StateUpgrading
 			// Told its turn has already come: retry-after 0 while pending.
 			overdue = ans.State == engine.StatePending && ans.RetryAfter == 0
-			// Near its turn: upgrading, close to the front, or overdue.
-			near := ans.State == engine.StateUpgrading || overdue ||
-				(ans.State == engine.StatePending && ans.Position > 0 && ans.Position <= f.cfg.MaxConcurrent)
+			// Overdue, it stays for the next free slot; upgrading, for the
+			// offer that follows the answer. Told to come back later, it
+			// leaves (PROTOCOL.md): the broker counts it offline from its
+			// answer on, so lingering near the front of the queue would
+			// only hold a descriptor.
 			switch {
 			case overdue:
 				c = f.lingerForOffer(ctx, a, c, f.overdueLinger())
-			case near:
+			case ans.State == engine.StateUpgrading:
 				c = f.lingerForOffer(ctx, a, c, f.cfg.PassiveLinger)
 			}
 			// Any answered check-in restarts the 24-hour timer.
