@@ -61,7 +61,7 @@ func serve(args []string) int {
 		fmt.Fprintln(os.Stderr, "jumpbroker:", err)
 		return 2
 	}
-	cfg.Web = web.Handler() // the dashboard at / of the admin listener
+	cfg.Web = web.Handler()       // the dashboard at / of the admin listener
 	runtime.GOMAXPROCS(cfg.Procs) // process-wide, so the program applies it (broker.Config.Procs)
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -78,13 +78,9 @@ func (r *registry) each(fn func(*session)) {
 	}
 }
 
-func (r *registry) client(id engine.ClientID) *session {
-	s, _ := r.clientOrLeaving(id)
-	return s
-}
-
-// clientOrLeaving is client, and whether a session of the client is
-// leaving (closed, its Disconnect not yet told to the engine).
+// clientOrLeaving returns the client's live session, or nil and whether
+// a session of the client is leaving (closed, its Disconnect not yet told
+// to the engine).
 func (r *registry) clientOrLeaving(id engine.ClientID) (s *session, leaving bool) {
 	sh := r.clientShard(id)
 	sh.mu.Lock()
