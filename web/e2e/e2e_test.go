@@ -58,6 +58,9 @@ func TestOverviewFollowsRollout(t *testing.T) {
 
 	e.publish("24.3.1", engine.PlatformWindowsX64, engine.PlatformLinuxX64)
 	e.waitJS(`document.getElementById("ov-site").textContent === "24.3.1"`, "the new site version")
+	// The release's sweep queues the connected persistent clients; passive
+	// ones are queued by their next check-in.
+	e.enroll(20, 26, engine.KindPassive, engine.PlatformLinuxX64)
 	e.waitFor("5 upgrading and 23 pending on the page", func() bool {
 		return num(e.text("c-upgrading")) == 5 && num(e.text("c-pending")) == total-5
 	})
