@@ -596,10 +596,11 @@ func (f *fleet) runPassive(ctx context.Context, a *agent, c AgentConn) {
 			nextPeriodic = at.Add(period)
 		}
 		if c != nil {
-			if bye := c.RetryAfter(); bye > 0 {
+			bye := c.RetryAfter()
+			if bye > 0 {
 				a.hist.add(histBye, 0, 0, bye)
 			}
-			retry = max(retry, c.RetryAfter())
+			retry = max(retry, bye)
 			c.Close()
 			c = f.lateOffer(ctx, a, c)
 		}

@@ -56,7 +56,7 @@ func (h *history) format(ref int64) string {
 	}
 	for i := max(0, h.n-histLen); i < h.n; i++ {
 		e := h.ev[i%histLen]
-		if b.Len() > 0 && !strings.HasSuffix(b.String(), " ") {
+		if i > max(0, h.n-histLen) {
 			b.WriteString("; ")
 		}
 		t := time.Duration(e.at - ref).Seconds()

@@ -362,7 +362,7 @@ func TestPassiveLatenessIgnoresOverlappingCheckIns(t *testing.T) {
 	}
 	// The worst client's turn came 65 s and its queueing 80 s before its
 	// start; its history is the one reported.
-	if l.WorstTurn != 65*time.Second || l.WorstQueued != 80*time.Second || l.WorstHistory != "its history" || l.WorstBy != turns[2] {
+	if l.Worst != 65*time.Second || l.WorstQueued != 80*time.Second || l.WorstHistory != "its history" || l.WorstBy != turns[2] {
 		t.Fatalf("worst client: %+v", l)
 	}
 }

@@ -263,7 +263,7 @@ func (r *run) rollout(ctx context.Context) error {
 		r.note("passive lateness: %d passive clients judged; turn = first start of any client queued after it; queue order from %s (%d of %d clients)", l.Judged, order, l.BrokerOrder, len(turns))
 		if l.WorstHistory != "" {
 			r.note("latest passive client: turn %.1fs and queued %.1fs before its start (+0s); its last contacts: %s",
-				l.WorstTurn.Seconds(), l.WorstQueued.Seconds(), l.WorstHistory)
+				l.Worst.Seconds(), l.WorstQueued.Seconds(), l.WorstHistory)
 			b := l.WorstBy
 			r.note("its turn was the start of a client (passive %v) queued %.1fs (answered %.1fs) before that start; its last contacts: %s",
 				b.Passive, time.Duration(b.Start-b.Queued).Seconds(), time.Duration(b.Start-b.Acked).Seconds(), b.History)

@@ -278,7 +278,7 @@ func passiveLateness(turns []Turn, period time.Duration, queued map[engine.Clien
 		if turn := suffix[j]; turn != math.MaxInt64 && x.Start > turn {
 			d := time.Duration(x.Start - turn)
 			if d > l.Worst {
-				l.Worst, l.WorstTurn, l.WorstQueued = d, time.Duration(x.Start-turn), time.Duration(x.Start-x.Queued)
+				l.Worst, l.WorstQueued = d, time.Duration(x.Start-x.Queued)
 				l.WorstHistory, l.WorstBy = x.History, ts[by[j]]
 			}
 			if d > period {
@@ -291,12 +291,12 @@ func passiveLateness(turns []Turn, period time.Duration, queued map[engine.Clien
 
 // lateness is what passiveLateness measured: the worst lateness, how many
 // passive clients started more than a period after their turn, and how
-// many were judged; for the worst client, how long before its start its
-// turn came and it was queued, and its history (Turn.History).
+// many were judged; for the worst client (whose turn came Worst before its
+// start), how long before its start it was queued, and its history
+// (Turn.History).
 type lateness struct {
 	Worst          time.Duration
 	Beyond, Judged int64
-	WorstTurn      time.Duration
 	WorstQueued    time.Duration
 	WorstHistory   string
 	WorstBy        Turn // the start that was the worst client's turn
