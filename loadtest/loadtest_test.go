@@ -56,6 +56,9 @@ func TestRolloutConvergesWithinTheLimit(t *testing.T) {
 	if s.MakespanS == nil || s.BoundS == nil || *s.BoundS <= 0 || *s.MakespanS <= 0 {
 		t.Fatalf("makespan %v bound %v: want both measured", s.MakespanS, s.BoundS)
 	}
+	if s.FloorS != nil {
+		t.Fatalf("floor %v with passive clients: an ideal schedule cannot model their check-ins", *s.FloorS)
+	}
 	if s.SlotFetchMeanS == nil || s.SlotRestartMeanS == nil || s.SlotRestartP99S == nil || *s.SlotRestartP99S <= 0 {
 		t.Fatalf("slot phases not measured: fetch %v, restart %v / %v", s.SlotFetchMeanS, s.SlotRestartMeanS, s.SlotRestartP99S)
 	}
@@ -112,6 +115,25 @@ func TestJumpStartsJumpedClientsFirst(t *testing.T) {
 	normalWait := float64(cfg.Active) / float64(cfg.MaxConcurrent) * cfg.UpgradeTime.Seconds()
 	if *s.JumpToStartP50s > normalWait/2 {
 		t.Fatalf("jump-to-start p50 %.3fs, not far below the normal lane's %.1fs", *s.JumpToStartP50s, normalWait)
+	}
+}
+
+// With equal installs the floor is a true lower bound: no broker starts
+// the k-th install before the ideal schedule does.
+func TestRolloutFloorBelowMakespan(t *testing.T) {
+	_, br := inproc(t)
+	cfg := Config{Scenario: ScenarioRollout, Protocol: "inproc", Active: 40, Jumpoints: 2,
+		MaxConcurrent: 6, StartsPerSec: 100, UpgradeTime: 40 * time.Millisecond, Timeout: 30 * time.Second, Seed: 5}
+	s := runScenario(t, cfg, br)
+	if s.Upgraded != 42 || s.Violations != 0 {
+		t.Fatalf("upgraded %d of 42, violations %d", s.Upgraded, s.Violations)
+	}
+	want := scheduleFloor(42, 6, cfg.UpgradeTime, 0, 100, 6, cfg.Seed).Seconds()
+	if s.FloorS == nil || s.FloorRatio == nil || *s.FloorS != want || *s.FloorRatio != want / *s.BoundS {
+		t.Fatalf("floor %v (ratio %v), want %v", s.FloorS, s.FloorRatio, want)
+	}
+	if *s.FloorS < *s.BoundS || *s.FloorS > *s.MakespanS {
+		t.Fatalf("floor %.3fs outside [bound %.3fs, makespan %.3fs]", *s.FloorS, *s.BoundS, *s.MakespanS)
 	}
 }
 

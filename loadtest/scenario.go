@@ -241,6 +241,12 @@ func (r *run) rollout(ctx context.Context) error {
 		}
 		if cfg.Passive > 0 {
 			r.note("bound_s counts install time only: passive clients also wait for their check-in period (%v)", cfg.PassivePeriod)
+		} else if cfg.FailRate == 0 && bound > 0 {
+			// Passive clients wait for their check-ins and failed attempts
+			// for their backoff, which an ideal schedule cannot model.
+			floor := scheduleFloor(cfg.Fleet(), cfg.MaxConcurrent, cfg.UpgradeTime, cfg.UpgradeJitter,
+				cfg.StartsPerSec, startBurst(cfg.StartsPerSec, cfg.MaxConcurrent), cfg.Seed).Seconds()
+			r.sum.FloorS, r.sum.FloorRatio = ptr(floor), ptr(floor/bound)
 		}
 	}
 	if cfg.Passive > 0 {

@@ -530,6 +530,14 @@ type Summary struct {
 	MakespanS     *float64 `json:"makespan_s"`
 	BoundS        *float64 `json:"bound_s"`
 	MakespanRatio *float64 `json:"makespan_ratio"`
+	// FloorS is the makespan an ideal broker would reach with this run's
+	// rollout (scheduleFloor: every freed slot restarted at once, starts
+	// at the run's start rate, installs from the run's distribution);
+	// FloorRatio is FloorS / BoundS, the part of makespan_ratio no broker
+	// can win back. Only for fleets of persistent clients without
+	// simulated failures; null otherwise.
+	FloorS        *float64 `json:"floor_s"`
+	FloorRatio    *float64 `json:"floor_ratio"`
 	MaxConcurrent int      `json:"max_concurrent"`
 	MaxInFlight   int64    `json:"max_in_flight"`
 	Violations    int64    `json:"violations"`
