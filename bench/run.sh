@@ -140,12 +140,12 @@ loadrun() { # loadrun NAME ARGS...: one jumpload run, its JSON in $work/NAME.jso
 row() { # row NAME: a table row of the run's main figures
 	local f="$work/$1.json"
 	if [ ! -s "$f" ]; then
-		echo "| \`$(cat "$work/$1.cmd")\` | failed: $(tail -1 "$work/$1.log" | tr '|' '/') |||||||||"
+		echo "| \`$(cat "$work/$1.cmd")\` | failed: $(tail -1 "$work/$1.log" | tr '|' '/') ||||||||||"
 		return
 	fi
 	local rss
 	rss=$(jsonraw "$f" server_rss_bytes)
-	echo "| \`$(cat "$work/$1.cmd")\` | $(jsonnum "$f" clients) | $(jsonnum "$f" upgraded) | $(jsonnum "$f" violations) | $(jsonnum "$f" max_in_flight)/$(jsonnum "$f" max_concurrent) | $(jsonnum "$f" makespan_ratio) | $(jsonnum "$f" jump_to_start_p99_s) | $(jsonnum "$f" reconnect_s) / $(jsonnum "$f" reconnect_cpu_bound_s) | $(jsonnum "$f" server_cpu_us_per_checkin) | $(awk -v r="${rss:-0}" 'BEGIN { printf "%.0f", r / 1048576 }') |"
+	echo "| \`$(cat "$work/$1.cmd")\` | $(jsonnum "$f" clients) | $(jsonnum "$f" upgraded) | $(jsonnum "$f" violations) | $(jsonnum "$f" max_in_flight)/$(jsonnum "$f" max_concurrent) | $(jsonnum "$f" makespan_ratio) | $(jsonnum "$f" floor_ratio) | $(jsonnum "$f" jump_to_start_p99_s) | $(jsonnum "$f" reconnect_s) / $(jsonnum "$f" reconnect_cpu_bound_s) | $(jsonnum "$f" server_cpu_us_per_checkin) | $(awk -v r="${rss:-0}" 'BEGIN { printf "%.0f", r / 1048576 }') |"
 }
 
 if [ "${SKIP_LOAD:-}" != 1 ]; then {
@@ -200,14 +200,15 @@ if [ "${SKIP_LOAD:-}" != 1 ]; then {
 		fi
 		echo "### Rollout, storm and jump (LOAD_SCALE=${LOAD_SCALE:-small})"
 		echo
-		echo "| command | clients | upgraded | violations | max in flight | makespan ÷ bound | jump→start p99 s | reconnect s / CPU bound s | server CPU µs per check-in | server RSS MiB |"
-		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| command | clients | upgraded | violations | max in flight | makespan ÷ bound | floor ÷ bound | jump→start p99 s | reconnect s / CPU bound s | server CPU µs per check-in | server RSS MiB |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		for n in rollout-quic rollout-tls storm-tls storm-quic jump-tls; do
 			row "$n"
 		done
 		echo
 		echo "makespan ÷ bound: the time from publishing to the last client's upgrade over F·D/N (install time only;"
-		echo "passive clients also wait for their check-in period, 60 s at the default time scale). Storm: the broker"
+		echo "passive clients also wait for their check-in period, 60 s at the default time scale); floor ÷ bound: what an"
+		echo "ideal broker would reach with the same start rate and install times (persistent fleets only). Storm: the broker"
 		echo "is killed (SIGKILL) and restarted on its data; reconnect runs from the new broker accepting to the last"
 		echo "persistent client's check-in; the CPU bound is the broker's CPU time over that window ÷ cores."
 	else

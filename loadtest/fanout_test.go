@@ -50,26 +50,9 @@ func childMain(spec string) int {
 // over two load processes speaking TLS, a rollout with signed packages, and
 // the server's CPU read from /metrics.
 func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts jumpbroker")
-	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "jumpbroker")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/jumpbroker")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build jumpbroker: %v\n%s", err, out)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	sp, err := Spawn(ctx, SpawnConfig{Binary: bin, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
+	sp := spawnBroker(ctx, t)
 	// SourceAddrs: the load processes' connections leave from several
 	// 127.1.0.x sources, as a large TLS fleet's do.
 	d := &NetDialer{Addr: sp.Addr, Protocol: "tls", Pin: sp.Pin(), ReleaseKey: sp.Key.Public().(ed25519.PublicKey), DialTimeout: 10 * time.Second,
@@ -110,6 +93,69 @@ func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
 	}
 	if st.ByState["current"] != 52 || st.InFlight != 0 {
 		t.Fatalf("broker status %v, in flight %d: want 52 current", st.ByState, st.InFlight)
+	}
+}
+
+// spawnBroker builds jumpbroker and starts it on a temporary directory
+// and loopback ports, closed at the end of the test.
+func spawnBroker(ctx context.Context, t *testing.T) *Spawned {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and starts jumpbroker")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "jumpbroker")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/jumpbroker")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build jumpbroker: %v\n%s", err, out)
+	}
+	sp, err := Spawn(ctx, SpawnConfig{Binary: bin, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	return sp
+}
+
+// TestSpawnedBrokerOverQUICWithRTT: a rollout over QUIC whose agents are
+// AddedRTT away from the broker. Every check-in is a round trip, so none
+// is answered sooner than the RTT (a lower bound: how much later is up to
+// the machine), and the shared sockets are delayConns.
+func TestSpawnedBrokerOverQUICWithRTT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sp := spawnBroker(ctx, t)
+	const rtt = 25 * time.Millisecond
+	d := &NetDialer{Addr: sp.Addr, Protocol: "quic", Pin: sp.Pin(), ReleaseKey: sp.Key.Public().(ed25519.PublicKey), DialTimeout: 10 * time.Second,
+		QUICSockets: 2, AddedRTT: rtt}
+	defer d.Close()
+	cfg := Config{Scenario: ScenarioRollout, Protocol: "quic", Active: 20, MaxConcurrent: 5,
+		UpgradeTime: 50 * time.Millisecond, Timeout: 60 * time.Second, Seed: 6}
+	s, err := Run(ctx, cfg, Broker{Dialer: d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
+	js, _ := json.Marshal(s)
+	t.Logf("summary: %s", js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Upgraded != 20 || s.Violations != 0 || s.GaveUp != 0 {
+		t.Fatalf("upgraded %d of 20, %d violations, %d gave up", s.Upgraded, s.Violations, s.GaveUp)
+	}
+	if s.LatencyP50ms < float64(rtt.Milliseconds()) {
+		t.Fatalf("check-in latency p50 %.2f ms, below the added RTT of %v", s.LatencyP50ms, rtt)
+	}
+	d.qmu.Lock()
+	for _, c := range d.qcs {
+		if _, ok := c.(*delayConn); c != nil && !ok {
+			t.Errorf("a shared socket is a %T, not a delayConn", c)
+		}
+	}
+	d.qmu.Unlock()
+	if n := d.DelayDropped(); n != 0 {
+		t.Fatalf("%d datagrams dropped by the delay queues", n)
 	}
 }
 

@@ -54,6 +54,11 @@ type NetDialer struct {
 	// (client.DefaultQUICKeepAlive has the measurements). 0: the
 	// library's defaults.
 	QUICKeepAlive, QUICIdleTimeout time.Duration
+	// AddedRTT holds back every datagram of this process's shared QUIC
+	// sockets for that long before it is sent (delayConn): the agents'
+	// round-trip time to the broker, which loopback does not have. 0:
+	// none.
+	AddedRTT time.Duration
 	// Resume lets agents resume TLS sessions (over TLS and QUIC) with one
 	// ticket cache per load process, as real agents keep their ticket
 	// across an upgrade's restart: the post-install reconnect, which holds
@@ -65,6 +70,7 @@ type NetDialer struct {
 	seq      atomic.Uint64 // round-robin over sources and sockets
 	qmu      sync.Mutex
 	qts      []*quic.Transport      // owned by qmu; created on first use
+	qcs      []net.PacketConn       // their sockets, owned by qmu
 	sessions tls.ClientSessionCache // owned by qmu; created on first use
 	closed   bool                   // owned by qmu
 }
@@ -130,28 +136,47 @@ func (d *NetDialer) quicTransport() *quic.Transport {
 		return nil
 	}
 	if d.qts == nil {
-		d.qts = make([]*quic.Transport, n)
+		d.qts, d.qcs = make([]*quic.Transport, n), make([]net.PacketConn, n)
 	}
 	if d.qts[i] == nil {
 		uc, err := net.ListenUDP("udp", &net.UDPAddr{})
 		if err != nil {
 			return nil
 		}
-		d.qts[i] = &quic.Transport{Conn: uc}
+		var pc net.PacketConn = uc
+		if d.AddedRTT > 0 {
+			pc = newDelayConn(uc, d.AddedRTT)
+		}
+		d.qts[i], d.qcs[i] = &quic.Transport{Conn: pc}, pc
 	}
 	return d.qts[i]
+}
+
+// DelayDropped is how many datagrams the AddedRTT queues dropped (full
+// or failed after the delay).
+func (d *NetDialer) DelayDropped() int64 {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	var n int64
+	for _, c := range d.qcs {
+		if dc, ok := c.(*delayConn); ok {
+			n += dc.dropped.Load()
+		}
+	}
+	return n
 }
 
 // Close closes the shared QUIC sockets (and every connection on them).
 // Idempotent; dials after it use a socket of their own.
 func (d *NetDialer) Close() error {
 	d.qmu.Lock()
-	qts := d.qts
-	d.qts, d.closed = nil, true
+	qts, qcs := d.qts, d.qcs
+	d.qts, d.qcs, d.closed = nil, nil, true
 	d.qmu.Unlock()
-	for _, t := range qts {
+	for i, t := range qts {
 		if t != nil {
 			_ = t.Close()
+			_ = qcs[i].Close() // a transport may not own the socket it was given
 		}
 	}
 	return nil

@@ -58,7 +58,7 @@ type loadFlags struct {
 	platform    string
 	dialTimeout time.Duration
 	// QUIC client timers (0: the library's defaults), see NetDialer.
-	quicKeepAlive, quicIdle time.Duration
+	quicKeepAlive, quicIdle, addedRTT time.Duration
 }
 
 type multiFlag []string
@@ -89,6 +89,7 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.BoolVar(&f.resume, "resume", false, "agents resume TLS sessions (one ticket cache per load process), as real agents keep their ticket across an upgrade's restart")
 	fs.DurationVar(&f.quicKeepAlive, "quic-keepalive", 0, "QUIC clients' keep-alive (0: 15s): after a broker crash, when its clients hear of it (the restarted broker answers the PING with a stateless reset)")
 	fs.DurationVar(&f.quicIdle, "quic-idle-timeout", 0, "QUIC clients' idle timeout (0: 30s): when a client whose stateless reset was lost gives up on a crashed broker")
+	fs.DurationVar(&f.addedRTT, "rtt", 0, "round-trip time added to QUIC agents' traffic (each load process holds its datagrams back that long): loopback has none, and a sub-millisecond RTT makes QUIC's loss recovery take any scheduling delay for a loss")
 	fs.StringVar(&f.brokerLog, "broker-log", "", "file for the spawned broker's output (default: discarded)")
 	fs.IntVar(&c.Active, "active", 0, "active Jump clients (persistent connections)")
 	fs.IntVar(&c.Passive, "passive", 0, "passive Jump clients (check in on a schedule)")
@@ -189,6 +190,7 @@ func runLoad(name string, args []string, stdout, stderr io.Writer) error {
 		}
 		nd.QUICSockets = f.quicSockets
 		nd.QUICKeepAlive, nd.QUICIdleTimeout = f.quicKeepAlive, f.quicIdle
+		nd.AddedRTT = f.addedRTT
 		nd.Resume = f.resume
 		f.cfg.Procs = f.procs
 		if f.cfg.Procs == 0 {
@@ -337,6 +339,9 @@ func printSummary(w io.Writer, s loadtest.Summary) {
 	fmt.Fprintf(w, "  handshakes   %d (%.0f/s)\n", s.Handshakes, s.HandshakesPerS)
 	fmt.Fprintf(w, "  upgrades     %d upgraded, %d failed attempts; makespan %s vs bound %s (ratio %s)\n",
 		s.Upgraded, s.Failed, f(s.MakespanS, "s"), f(s.BoundS, "s"), f(s.MakespanRatio, ""))
+	if s.FloorS != nil {
+		fmt.Fprintf(w, "               an ideal broker's floor for this rollout %s (ratio %s)\n", f(s.FloorS, "s"), f(s.FloorRatio, ""))
+	}
 	fmt.Fprintf(w, "  slots        max_concurrent %d, max in flight seen %d, violations %d\n", s.MaxConcurrent, s.MaxInFlight, s.Violations)
 	if s.BrokerMaxInFlight != nil && s.BrokerOverLimitSamples != nil {
 		fmt.Fprintf(w, "  broker       max in flight %d, samples over the limit %d\n", *s.BrokerMaxInFlight, *s.BrokerOverLimitSamples)
@@ -418,7 +423,11 @@ func runAgents(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer d.Close()
-	return loadtest.RunChild(ctx, cfg, &d, i, n, os.Stdin, os.Stdout)
+	err := loadtest.RunChild(ctx, cfg, &d, i, n, os.Stdin, os.Stdout)
+	if dropped := d.DelayDropped(); dropped > 0 {
+		fmt.Fprintf(os.Stderr, "jumpload agents %d: %d datagrams dropped by the --rtt queues\n", i, dropped)
+	}
+	return err
 }
 
 // profileChild starts the CPU profile and schedules the heap profile of
