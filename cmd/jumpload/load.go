@@ -152,6 +152,9 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	default:
 		return nil, fmt.Errorf("--protocol %q: want tls, quic, https or inproc", c.Protocol)
 	}
+	if f.addedRTT < 0 || (f.addedRTT > 0 && c.Protocol != "quic") {
+		return nil, fmt.Errorf("--rtt %v: a positive delay, with --protocol quic only (it holds back QUIC datagrams)", f.addedRTT)
+	}
 	if c.Protocol != "inproc" && !f.spawn && f.broker == "" {
 		return nil, fmt.Errorf("name a broker (--broker HOST:PORT with --data or --admin/--admin-token), or use --spawn")
 	}

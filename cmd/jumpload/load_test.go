@@ -11,10 +11,12 @@ import (
 func TestLoadFlagsRefuseWhatCannotRun(t *testing.T) {
 	for _, args := range [][]string{
 		{"--active", "10"}, // no broker named
-		{"--protocol", "carrier-pigeon", "--active", "1"},      // unknown protocol
-		{"--protocol", "inproc"},                               // empty fleet
-		{"--protocol", "inproc", "--active", "1", "--to", "x"}, // bad version
-		{"--protocol", "inproc", "--active", "1", "stray"},     // stray argument
+		{"--protocol", "carrier-pigeon", "--active", "1"},                   // unknown protocol
+		{"--protocol", "inproc"},                                            // empty fleet
+		{"--protocol", "inproc", "--active", "1", "--to", "x"},              // bad version
+		{"--protocol", "inproc", "--active", "1", "stray"},                  // stray argument
+		{"--protocol", "tls", "--spawn", "--active", "1", "--rtt", "20ms"},  // --rtt is QUIC's
+		{"--protocol", "quic", "--spawn", "--active", "1", "--rtt", "-1ms"}, // negative delay
 	} {
 		if _, err := parseLoad("rollout", args, io.Discard); err == nil {
 			t.Errorf("parseLoad(rollout %q) accepted it", args)
