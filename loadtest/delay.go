@@ -25,14 +25,18 @@ import (
 // Reads are not wrapped (quic-go reads batches through the socket
 // itself); writes keep the socket's GSO and ECN control data. The queue
 // is FIFO (every datagram waits the same d) and bounded: beyond
-// maxDelayed datagrams waiting, more are dropped as a full router queue
-// would.
+// maxDelayed datagrams or maxDelayedBytes waiting, more are dropped as a
+// full router queue would. A write that fails after its delay counts as
+// dropped too: quic-go's reactions to some send errors (EIO on a GSO
+// batch, which turns GSO off) do not happen behind the delay, which is
+// fine on loopback (it does GSO) and why this is a test tool only.
 type delayConn struct {
 	*net.UDPConn
 	d time.Duration
 
 	mu     sync.Mutex
 	q      []delayed // FIFO, owned by mu
+	qbytes int       // bytes in q, owned by mu
 	closed bool      // owned by mu
 	wake   chan struct{}
 	done   chan struct{}
@@ -48,9 +52,13 @@ type delayed struct {
 	addr *net.UDPAddr
 }
 
-// maxDelayed bounds a socket's queue: 20 ms of a socket's share of the
-// full-size QUIC rollout's traffic is a few hundred datagrams.
-const maxDelayed = 1 << 14
+// maxDelayed and maxDelayedBytes bound a socket's queue (a GSO batch is
+// up to ~20 KB): 20 ms of a socket's share of the full-size QUIC
+// rollout's traffic is a few hundred datagrams.
+const (
+	maxDelayed      = 1 << 14
+	maxDelayedBytes = 4 << 20
+)
 
 func newDelayConn(uc *net.UDPConn, d time.Duration) *delayConn {
 	c := &delayConn{UDPConn: uc, d: d, wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -60,7 +68,7 @@ func newDelayConn(uc *net.UDPConn, d time.Duration) *delayConn {
 
 // WriteMsgUDP is how quic-go writes on an OOB-capable socket.
 func (c *delayConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
-	c.push(delayed{b: append([]byte(nil), b...), oob: append([]byte(nil), oob...), addr: addr})
+	c.push(delayed{b: append([]byte{}, b...), oob: append([]byte(nil), oob...), addr: copyAddr(addr)})
 	return len(b), len(oob), nil
 }
 
@@ -71,19 +79,31 @@ func (c *delayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !ok {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	c.push(delayed{b: append([]byte(nil), b...), addr: ua})
+	c.push(delayed{b: append([]byte{}, b...), addr: copyAddr(ua)})
 	return len(b), nil
 }
 
+// copyAddr keeps the destination the caller may reuse after the write.
+func copyAddr(a *net.UDPAddr) *net.UDPAddr {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.IP = append(net.IP(nil), a.IP...)
+	return &c
+}
+
 func (c *delayConn) push(p delayed) {
-	p.due = time.Now().Add(c.d)
+	size := len(p.b) + len(p.oob)
 	c.mu.Lock()
-	if c.closed || len(c.q) >= maxDelayed {
+	if c.closed || len(c.q) >= maxDelayed || c.qbytes+size > maxDelayedBytes {
 		c.mu.Unlock()
 		c.dropped.Add(1)
 		return
 	}
+	p.due = time.Now().Add(c.d) // under mu: due times in queue order
 	c.q = append(c.q, p)
+	c.qbytes += size
 	first := len(c.q) == 1
 	c.mu.Unlock()
 	if first {
@@ -102,11 +122,13 @@ func (c *delayConn) run() {
 		c.mu.Lock()
 		var p delayed
 		var wait time.Duration
-		if len(c.q) > 0 {
+		have := len(c.q) > 0
+		if have {
 			p = c.q[0]
 			if wait = time.Until(p.due); wait <= 0 {
 				c.q[0] = delayed{}
 				c.q = c.q[1:]
+				c.qbytes -= len(p.b) + len(p.oob)
 				if len(c.q) == 0 {
 					c.q = c.q[:0:0] // let the drained backing array go
 				}
@@ -114,7 +136,7 @@ func (c *delayConn) run() {
 		}
 		c.mu.Unlock()
 		switch {
-		case p.b != nil && wait <= 0:
+		case have && wait <= 0:
 			var err error
 			if p.oob != nil {
 				_, _, err = c.UDPConn.WriteMsgUDP(p.b, p.oob, p.addr)
@@ -125,7 +147,7 @@ func (c *delayConn) run() {
 				c.dropped.Add(1)
 			}
 			continue
-		case p.b != nil:
+		case have:
 			t.Reset(wait)
 			select {
 			case <-t.C:
@@ -152,7 +174,7 @@ func (c *delayConn) Close() error {
 	}
 	c.closed = true
 	c.dropped.Add(int64(len(c.q)))
-	c.q = nil
+	c.q, c.qbytes = nil, 0
 	c.mu.Unlock()
 	close(c.done)
 	c.wg.Wait()

@@ -94,3 +94,44 @@ func TestDelayConnBoundedAndClosed(t *testing.T) {
 		t.Fatalf("received %d bytes from a closed delayConn", n)
 	}
 }
+
+// An empty datagram is a datagram: it neither stops the sender nor is
+// lost, and what follows it still arrives.
+func TestDelayConnEmptyDatagram(t *testing.T) {
+	a, b := udpPair(t)
+	c := newDelayConn(a, time.Millisecond)
+	defer c.Close()
+	to := b.LocalAddr().(*net.UDPAddr)
+	if _, err := c.WriteTo(nil, to); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteTo([]byte{7}, to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	for i, want := range []int{0, 1} {
+		_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := b.ReadFromUDP(buf)
+		if err != nil || n != want {
+			t.Fatalf("datagram %d: %d bytes, %v; want %d bytes", i, n, err, want)
+		}
+	}
+}
+
+// The queue is bounded in bytes too (a GSO batch is ~20 KB).
+func TestDelayConnByteBudget(t *testing.T) {
+	a, b := udpPair(t)
+	c := newDelayConn(a, time.Hour)
+	defer c.Close()
+	to := b.LocalAddr().(*net.UDPAddr)
+	big := make([]byte, 20<<10)
+	fit := maxDelayedBytes / len(big)
+	for range fit + 3 {
+		if _, err := c.WriteTo(big, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.dropped.Load(); n != 3 {
+		t.Fatalf("dropped %d of %d datagrams of %d bytes with a budget of %d, want 3", n, fit+3, len(big), maxDelayedBytes)
+	}
+}

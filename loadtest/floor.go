@@ -32,6 +32,7 @@ func scheduleFloor(n, slots int, mean time.Duration, jitter, startsPerSec float6
 	heap.Init(&free)
 	tokens, at := float64(burst), 0.0 // the bucket: tokens as of time at
 	var last float64
+	d0 := mean.Seconds()
 	for range n {
 		t := free[0]
 		if t < at {
@@ -44,12 +45,13 @@ func scheduleFloor(n, slots int, mean time.Duration, jitter, startsPerSec float6
 		}
 		tokens--
 		at = t
-		d := mean.Seconds()
+		d := d0
 		if jitter > 0 {
 			d *= 1 - jitter + 2*jitter*rng.Float64()
 		}
-		// Slots are taken earliest-free first and the bucket only ever
-		// delays, so start times never decrease and one clock suffices.
+		// Starts never go back in time: a slot freed before the last
+		// start (free[0] < at, clamped above) waited for the bucket,
+		// which held less than a token all that while.
 		free[0] = t + d
 		heap.Fix(&free, 0)
 		last = max(last, t+d)

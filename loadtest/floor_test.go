@@ -26,7 +26,7 @@ func TestScheduleFloor(t *testing.T) {
 		// A burst of 3 starts three at once, then one a second.
 		{name: "burst", n: 5, slots: 5, mean: time.Minute, rate: 1, burst: 3, want: 62 * time.Second},
 		// The bucket binds after the first wave too when it is slower
-		// than the slots free: 4 installs of 1 s on 4 slots at 1 start/s.
+		// than the slots free: 8 installs of 1 s on 4 slots at 1 start/s.
 		{name: "rate binds", n: 8, slots: 4, mean: time.Second, rate: 1, burst: 1, want: 8 * time.Second},
 		// Spread installs: the last installs, started as the queue runs
 		// dry, end up to mean·(1+jitter) later: above the bound, by less
