@@ -69,13 +69,8 @@ func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
 		c.Env = append(os.Environ(), "JUMPLOAD_CHILD="+string(spec))
 		return c
 	}
-	t.Logf("seed %d, %d load processes, GOMAXPROCS %d", cfg.Seed, cfg.Procs, runtime.GOMAXPROCS(0))
-	s, err := Run(ctx, cfg, Broker{Dialer: d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
-	js, _ := json.Marshal(s)
-	t.Logf("summary: %s", js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Logf("%d load processes, GOMAXPROCS %d", cfg.Procs, runtime.GOMAXPROCS(0))
+	s := runScenario(t, cfg, Broker{Dialer: d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
 	if s.Upgraded != 52 || s.Violations != 0 || s.GaveUp != 0 {
 		t.Fatalf("upgraded %d of 52, %d violations, %d gave up", s.Upgraded, s.Violations, s.GaveUp)
 	}
@@ -135,12 +130,7 @@ func TestSpawnedBrokerOverQUICWithRTT(t *testing.T) {
 	defer d.Close()
 	cfg := Config{Scenario: ScenarioRollout, Protocol: "quic", Active: 20, MaxConcurrent: 5,
 		UpgradeTime: 50 * time.Millisecond, Timeout: 60 * time.Second, Seed: 6}
-	s, err := Run(ctx, cfg, Broker{Dialer: d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
-	js, _ := json.Marshal(s)
-	t.Logf("summary: %s", js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := runScenario(t, cfg, Broker{Dialer: d, Control: NewAdmin(sp.Ctl, sp.Key), Restarter: sp})
 	if s.Upgraded != 20 || s.Violations != 0 || s.GaveUp != 0 {
 		t.Fatalf("upgraded %d of 20, %d violations, %d gave up", s.Upgraded, s.Violations, s.GaveUp)
 	}
@@ -148,9 +138,12 @@ func TestSpawnedBrokerOverQUICWithRTT(t *testing.T) {
 		t.Fatalf("check-in latency p50 %.2f ms, below the added RTT of %v", s.LatencyP50ms, rtt)
 	}
 	d.qmu.Lock()
-	for _, c := range d.qcs {
-		if _, ok := c.(*delayConn); c != nil && !ok {
-			t.Errorf("a shared socket is a %T, not a delayConn", c)
+	for _, tr := range d.qts {
+		if tr == nil {
+			continue
+		}
+		if _, ok := tr.Conn.(*delayConn); !ok {
+			t.Errorf("a shared socket is a %T, not a delayConn", tr.Conn)
 		}
 	}
 	d.qmu.Unlock()

@@ -54,9 +54,10 @@ func (h *history) format(ref int64) string {
 	if h.n > histLen {
 		fmt.Fprintf(&b, "(%d earlier) ", h.n-histLen)
 	}
-	for i := max(0, h.n-histLen); i < h.n; i++ {
+	first := max(0, h.n-histLen)
+	for i := first; i < h.n; i++ {
 		e := h.ev[i%histLen]
-		if i > max(0, h.n-histLen) {
+		if i > first {
 			b.WriteString("; ")
 		}
 		t := time.Duration(e.at - ref).Seconds()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"jumpfleet/engine"
+	"jumpfleet/engine/sim"
 )
 
 // These tests run whole scenarios against InProc: a real engine on a real
@@ -128,7 +129,7 @@ func TestRolloutFloorBelowMakespan(t *testing.T) {
 	if s.Upgraded != 42 || s.Violations != 0 {
 		t.Fatalf("upgraded %d of 42, violations %d", s.Upgraded, s.Violations)
 	}
-	want := scheduleFloor(42, 6, cfg.UpgradeTime, 0, 100, 6, cfg.Seed).Seconds()
+	want := sim.IdealMakespan(42, 6, cfg.UpgradeTime, 0, 100, 6, cfg.Seed)
 	if s.FloorS == nil || s.FloorRatio == nil || *s.FloorS != want || *s.FloorRatio != want / *s.BoundS {
 		t.Fatalf("floor %v (ratio %v), want %v", s.FloorS, s.FloorRatio, want)
 	}

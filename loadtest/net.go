@@ -70,7 +70,6 @@ type NetDialer struct {
 	seq      atomic.Uint64 // round-robin over sources and sockets
 	qmu      sync.Mutex
 	qts      []*quic.Transport      // owned by qmu; created on first use
-	qcs      []net.PacketConn       // their sockets, owned by qmu
 	sessions tls.ClientSessionCache // owned by qmu; created on first use
 	closed   bool                   // owned by qmu
 }
@@ -136,7 +135,7 @@ func (d *NetDialer) quicTransport() *quic.Transport {
 		return nil
 	}
 	if d.qts == nil {
-		d.qts, d.qcs = make([]*quic.Transport, n), make([]net.PacketConn, n)
+		d.qts = make([]*quic.Transport, n)
 	}
 	if d.qts[i] == nil {
 		uc, err := net.ListenUDP("udp", &net.UDPAddr{})
@@ -147,7 +146,7 @@ func (d *NetDialer) quicTransport() *quic.Transport {
 		if d.AddedRTT > 0 {
 			pc = newDelayConn(uc, d.AddedRTT)
 		}
-		d.qts[i], d.qcs[i] = &quic.Transport{Conn: pc}, pc
+		d.qts[i] = &quic.Transport{Conn: pc}
 	}
 	return d.qts[i]
 }
@@ -158,8 +157,11 @@ func (d *NetDialer) DelayDropped() int64 {
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
 	var n int64
-	for _, c := range d.qcs {
-		if dc, ok := c.(*delayConn); ok {
+	for _, t := range d.qts {
+		if t == nil {
+			continue
+		}
+		if dc, ok := t.Conn.(*delayConn); ok {
 			n += dc.dropped.Load()
 		}
 	}
@@ -170,13 +172,13 @@ func (d *NetDialer) DelayDropped() int64 {
 // Idempotent; dials after it use a socket of their own.
 func (d *NetDialer) Close() error {
 	d.qmu.Lock()
-	qts, qcs := d.qts, d.qcs
-	d.qts, d.qcs, d.closed = nil, nil, true
+	qts := d.qts
+	d.qts, d.closed = nil, true
 	d.qmu.Unlock()
-	for i, t := range qts {
+	for _, t := range qts {
 		if t != nil {
 			_ = t.Close()
-			_ = qcs[i].Close() // a transport may not own the socket it was given
+			_ = t.Conn.Close() // a transport does not close a socket it was given
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"jumpfleet/engine"
+	"jumpfleet/engine/sim"
 )
 
 // Broker is what a run drives: the client side, the admin side and, for
@@ -244,8 +245,8 @@ func (r *run) rollout(ctx context.Context) error {
 		} else if cfg.FailRate == 0 && bound > 0 {
 			// Passive clients wait for their check-ins and failed attempts
 			// for their backoff, which an ideal schedule cannot model.
-			floor := scheduleFloor(cfg.Fleet(), cfg.MaxConcurrent, cfg.UpgradeTime, cfg.UpgradeJitter,
-				cfg.StartsPerSec, startBurst(cfg.StartsPerSec, cfg.MaxConcurrent), cfg.Seed).Seconds()
+			floor := sim.IdealMakespan(cfg.Fleet(), cfg.MaxConcurrent, cfg.UpgradeTime, cfg.UpgradeJitter,
+				cfg.StartsPerSec, startBurst(cfg.StartsPerSec, cfg.MaxConcurrent), cfg.Seed)
 			r.sum.FloorS, r.sum.FloorRatio = ptr(floor), ptr(floor/bound)
 		}
 	}

@@ -531,7 +531,7 @@ type Summary struct {
 	BoundS        *float64 `json:"bound_s"`
 	MakespanRatio *float64 `json:"makespan_ratio"`
 	// FloorS is the makespan an ideal broker would reach with this run's
-	// rollout (scheduleFloor: every freed slot restarted at once, starts
+	// rollout (sim.IdealMakespan: every freed slot restarted at once, starts
 	// at the run's start rate, installs from the run's distribution);
 	// FloorRatio is FloorS / BoundS, the part of makespan_ratio no broker
 	// can win back. Only for fleets of persistent clients without

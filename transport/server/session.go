@@ -764,16 +764,7 @@ func (s *session) checkIn(p []byte) error {
 	var a engine.Answer
 	var err error
 	sentAway := false
-	switch {
-	case s.role == wire.KindPassive && s.park != nil && !s.srv.lingerRoom(false):
-		// Descriptors are short (lingerRoom): a passive client on TCP
-		// leaves with its answer, unless the answer starts its upgrade or
-		// its slot is due within the linger (mayLinger).
-		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, func(a engine.Answer) bool {
-			sentAway = !s.srv.mayLinger(a)
-			return !sentAway
-		})
-	case s.role == wire.KindPassive:
+	if s.role == wire.KindPassive {
 		// A passive client told to come back later leaves with its answer
 		// (PROTOCOL.md): offline in the engine in the same turn, so that no
 		// later turn starts it while its goodbye is on the way. Counted
@@ -782,8 +773,18 @@ func (s *session) checkIn(p []byte) error {
 		// slot waited for the lease to end; the attempt failed and the
 		// client went to the back of the queue (tls26, tls27: each of
 		// their late passive clients). Only an overdue one stays.
-		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, engine.Answer.Overdue)
-	default:
+		stay := engine.Answer.Overdue
+		if s.park != nil && !s.srv.lingerRoom(false) {
+			// Descriptors are short (lingerRoom): on TCP even an overdue
+			// client leaves, unless its slot is due within the linger
+			// (mayLinger).
+			stay = func(a engine.Answer) bool {
+				sentAway = !s.srv.mayLinger(a)
+				return !sentAway
+			}
+		}
+		a, err = s.srv.node.CheckInOnce(s.srv.ctx, in, stay)
+	} else {
 		a, err = s.srv.node.CheckIn(s.srv.ctx, in)
 	}
 	if err != nil {
