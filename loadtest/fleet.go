@@ -205,7 +205,7 @@ func (f *fleet) enroll(ctx context.Context, a *agent, token string) AgentConn {
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.rec.Error(CodeOf(err))
+		f.rec.Err(err)
 		switch CodeOf(err) {
 		case "auth_failed", "installer_invalid", "kind_mismatch", "bad_kind":
 			f.failedEn.Add(1)
@@ -246,7 +246,7 @@ func (f *fleet) dial(ctx context.Context, a *agent, retryAfter time.Duration) Ag
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.rec.Error(CodeOf(err))
+		f.rec.Err(err)
 		if time.Now().After(give) {
 			f.rec.GaveUp()
 			return nil
@@ -284,7 +284,7 @@ func (f *fleet) checkIn(ctx context.Context, a *agent, c AgentConn, flags uint8)
 	ans, err := c.CheckIn(ctx, a.version, flags)
 	if err != nil {
 		if ctx.Err() == nil {
-			f.rec.Error(CodeOf(err))
+			f.rec.Err(err)
 			a.hist.add(histFailed, 0, 0, 0)
 		}
 		return ans, false
@@ -416,7 +416,7 @@ func (f *fleet) serve(ctx context.Context, a *agent, c AgentConn, tick <-chan ti
 				}
 			} else if err := c.Heartbeat(ctx); err != nil {
 				if ctx.Err() == nil {
-					f.rec.Error(CodeOf(err))
+					f.rec.Err(err)
 				}
 				return serveResult{what: serveReconnect}
 			}
@@ -440,7 +440,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer, tic
 	}
 	if err := c.Fetch(ctx, o); err != nil {
 		code := CodeOf(err)
-		f.rec.Error(code)
+		f.rec.Err(err)
 		f.endFlight(a) // before the Fail, or as the attempt is abandoned
 		if failCode, ok := clientFailCodes[code]; ok {
 			// The package is bad, not the connection: say so.
@@ -466,7 +466,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer, tic
 	f.endFlight(a)
 	doneAt := time.Now()
 	if err := c.Done(ctx); err != nil && ctx.Err() == nil {
-		f.rec.Error(CodeOf(err))
+		f.rec.Err(err)
 	}
 	// The agent restarts on the new version.
 	c.Close()
@@ -528,7 +528,7 @@ func (f *fleet) install(ctx context.Context, c AgentConn, d time.Duration, tick 
 			return ctx.Err() == nil
 		case <-tick:
 			if err := c.Heartbeat(ictx); err != nil && ictx.Err() == nil {
-				f.rec.Error(CodeOf(err))
+				f.rec.Err(err)
 				tick = nil
 			}
 		}
@@ -764,7 +764,7 @@ func (f *fleet) runConsole(ctx context.Context, idx int, token string, jumps *at
 			var err error
 			if c, err = f.d.DialConsole(ctx, token); err != nil {
 				if ctx.Err() == nil {
-					f.rec.Error(CodeOf(err))
+					f.rec.Err(err)
 				}
 				c = nil
 				continue
@@ -780,7 +780,7 @@ func (f *fleet) runConsole(ctx context.Context, idx int, token string, jumps *at
 		res, err := c.Jump(ctx, id)
 		if err != nil {
 			if ctx.Err() == nil {
-				f.rec.Error(CodeOf(err))
+				f.rec.Err(err)
 			}
 			c.Close()
 			c = nil

@@ -563,3 +563,30 @@ func TestPassiveLatenessInBrokerOrder(t *testing.T) {
 		t.Fatalf("%+v: want the swept client 181 s late, the third's start its turn", l)
 	}
 }
+
+// TestErrorSamples: each code keeps its count and the first message seen
+// under it, across processes too, and a long message is clipped.
+func TestErrorSamples(t *testing.T) {
+	a, b := NewRecorder(1), NewRecorder(1)
+	a.Err(&codedError{code: "other", msg: "first"})
+	a.Err(&codedError{code: "other", msg: "second"})
+	b.Err(&codedError{code: "other", msg: "from b"})
+	b.Err(&codedError{code: "net_timeout", msg: strings.Repeat("é", 500)})
+	m := Merge(a.Snapshot(), b.Snapshot())
+	if m.Errors["other"] != 3 || m.Errors["net_timeout"] != 1 {
+		t.Fatalf("counts %v", m.Errors)
+	}
+	if got := m.ErrorSamples["other"]; got != "other: first" {
+		t.Fatalf("other's sample %q, want the first process's first message", got)
+	}
+	long := m.ErrorSamples["net_timeout"]
+	if len(long) > maxSampleLen+len("…") || !strings.HasPrefix(long, "net_timeout: é") || !strings.HasSuffix(long, "…") {
+		t.Fatalf("long sample not clipped on a rune boundary: %d bytes, %q…", len(long), long[:20])
+	}
+	for i := range 2 * maxErrorSamples {
+		a.Err(&codedError{code: "c" + string(rune('A'+i)), msg: "x"})
+	}
+	if n := len(a.Snapshot().ErrorSamples); n != maxErrorSamples {
+		t.Fatalf("%d samples kept, want the bound %d", n, maxErrorSamples)
+	}
+}

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bufio"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/bits"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"jumpfleet/engine"
 )
@@ -127,6 +129,7 @@ type Recorder struct {
 	flight  []int64 // with trackFlight: +UnixNano of a start, −UnixNano of an end
 	track   bool
 	errors  map[string]int64
+	samples map[string]string      // the first message seen under each code (at most maxErrorSamples)
 	jumpAt  map[[16]byte]time.Time // jumped clients not yet started
 	turns   []Turn                 // first starts with their queue times (bounded by the fleet)
 	started map[[16]byte]bool      // clients whose upgrade started (for the jump scenario)
@@ -135,7 +138,7 @@ type Recorder struct {
 // NewRecorder returns a recorder judging in-flight counts against
 // maxConcurrent (0: not judged yet; see SetMaxConcurrent).
 func NewRecorder(maxConcurrent int) *Recorder {
-	r := &Recorder{errors: map[string]int64{}, jumpAt: map[[16]byte]time.Time{}, started: map[[16]byte]bool{}}
+	r := &Recorder{errors: map[string]int64{}, samples: map[string]string{}, jumpAt: map[[16]byte]time.Time{}, started: map[[16]byte]bool{}}
 	r.maxConcurrent.Store(int64(maxConcurrent))
 	return r
 }
@@ -155,11 +158,34 @@ func (r *Recorder) Handshake(d time.Duration) {
 	r.Connect.Record(d)
 }
 
-// Error counts an error under its stable code.
-func (r *Recorder) Error(code string) {
+// Err counts err under its stable code (CodeOf) and keeps the first
+// message seen under each code: a count of "other" says something went
+// wrong, the message says what.
+func (r *Recorder) Err(err error) {
+	code := CodeOf(err)
 	r.mu.Lock()
 	r.errors[code]++
+	if _, ok := r.samples[code]; !ok && len(r.samples) < maxErrorSamples {
+		r.samples[code] = clip(err.Error(), maxSampleLen)
+	}
 	r.mu.Unlock()
+}
+
+// Bounds of the error samples a recorder keeps.
+const (
+	maxErrorSamples = 32
+	maxSampleLen    = 240
+)
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // Online moves the count of connected agents by delta.
@@ -422,16 +448,17 @@ type Snapshot struct {
 	// The fleet's own progress (not the Recorder's): agents enrolled and
 	// checked in, agents whose enrollment failed for good, persistent agents
 	// back since the storm began, jumps measured.
-	Enrolled     int64            `json:"enrolled"`
-	FailedEnroll int64            `json:"failed_enroll"`
-	Reconnected  int64            `json:"reconnected"`
-	Jumps        int64            `json:"jumps"`
-	Errors       map[string]int64 `json:"errors"`
-	Latency      map[int]int64    `json:"latency"`
-	Connect      map[int]int64    `json:"connect"`
-	JumpLag      map[int]int64    `json:"jump_lag"`
-	Fetch        map[int]int64    `json:"fetch,omitempty"`
-	Restart      map[int]int64    `json:"restart,omitempty"`
+	Enrolled     int64             `json:"enrolled"`
+	FailedEnroll int64             `json:"failed_enroll"`
+	Reconnected  int64             `json:"reconnected"`
+	Jumps        int64             `json:"jumps"`
+	Errors       map[string]int64  `json:"errors"`
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+	Latency      map[int]int64     `json:"latency"`
+	Connect      map[int]int64     `json:"connect"`
+	JumpLag      map[int]int64     `json:"jump_lag"`
+	Fetch        map[int]int64     `json:"fetch,omitempty"`
+	Restart      map[int]int64     `json:"restart,omitempty"`
 	// Flight carries a child's in-flight changes since its previous line,
 	// Turns its first upgrade starts.
 	Flight []int64 `json:"flight,omitempty"`
@@ -451,6 +478,9 @@ func (r *Recorder) Snapshot() Snapshot {
 	r.mu.Lock()
 	for k, v := range r.errors {
 		s.Errors[k] = v
+	}
+	if len(r.samples) > 0 {
+		s.ErrorSamples = maps.Clone(r.samples)
 	}
 	r.mu.Unlock()
 	return s
@@ -481,6 +511,14 @@ func Merge(snaps ...Snapshot) Snapshot {
 		out.Jumps += s.Jumps
 		for k, v := range s.Errors {
 			out.Errors[k] += v
+		}
+		for k, v := range s.ErrorSamples {
+			if _, ok := out.ErrorSamples[k]; !ok {
+				if out.ErrorSamples == nil {
+					out.ErrorSamples = map[string]string{}
+				}
+				out.ErrorSamples[k] = v
+			}
 		}
 		for _, p := range [][2]map[int]int64{{out.Latency, s.Latency}, {out.Connect, s.Connect}, {out.JumpLag, s.JumpLag},
 			{out.Fetch, s.Fetch}, {out.Restart, s.Restart}} {
@@ -593,6 +631,9 @@ type Summary struct {
 	GaveUp                 int64    `json:"gave_up"`
 
 	Errors map[string]int64 `json:"errors"`
+	// ErrorSamples holds one message for each error code (the first one
+	// a load process saw), so that a count can be read.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 
 	ServerCPUusPerCheckin *float64 `json:"server_cpu_us_per_checkin"`
 	ServerRSSBytes        *float64 `json:"server_rss_bytes"`
@@ -613,7 +654,7 @@ func (s *Summary) fill(snap Snapshot, window time.Duration) {
 	s.LatencyP50ms, s.LatencyP99ms, s.LatencyP999ms = ms(q[0]), ms(q[1]), ms(q[2])
 	s.Upgraded, s.Failed = snap.Upgraded, snap.Failed
 	s.MaxInFlight, s.Violations, s.GaveUp = snap.MaxInFlight, snap.Violations, snap.GaveUp
-	s.Errors = snap.Errors
+	s.Errors, s.ErrorSamples = snap.Errors, snap.ErrorSamples
 	if countOf(snap.Fetch) > 0 {
 		s.SlotFetchMeanS, s.SlotFetchP99S = ptr(meanOf(snap.Fetch).Seconds()), ptr(quantiles(snap.Fetch, 0.99)[0].Seconds())
 	}

@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -362,6 +364,9 @@ func printSummary(w io.Writer, s loadtest.Summary) {
 	fmt.Fprintf(w, "  storm        reconnect %s, gave up %d\n", f(s.ReconnectS, "s"), s.GaveUp)
 	fmt.Fprintf(w, "  server       CPU %s per check-in, RSS %s\n", f(s.ServerCPUusPerCheckin, " µs"), f(s.ServerRSSBytes, " B"))
 	fmt.Fprintf(w, "  errors       %v\n", s.Errors)
+	for _, code := range slices.Sorted(maps.Keys(s.ErrorSamples)) {
+		fmt.Fprintf(w, "    %s e.g. %s\n", code, s.ErrorSamples[code])
+	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
