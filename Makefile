@@ -13,10 +13,12 @@ run: build
 
 # The README's test command: every package, race detector on; then the
 # packages that drive the engine again with its O(fleet) self-check after
-# every turn (the invariants build tag).
+# every turn (the invariants build tag); then the test of our patch to
+# quic-go (third_party/quic-go/JUMPFLEET.md), a module of its own.
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(GO) test -race -count=1 -timeout 30m -tags invariants ./engine/... ./broker/... ./transport/...
+	cd third_party/quic-go && $(GO) test -race -count=1 ./...
 
 # Every benchmark once so none rots (what CI runs after the tests).
 bench-smoke:
