@@ -72,11 +72,13 @@ type Config struct {
 	// Procs is how many threads run the broker's Go code at once
 	// (GOMAXPROCS; the program serving the broker applies it). The
 	// default, DefaultProcs, is more than the cores because of timers:
-	// quic-go keeps one runtime timer per connection and moves it on
-	// nearly every packet, Go keeps timers in one heap per P, and a P
-	// scans its whole heap whenever a timer moved earlier comes due. With
-	// 100,000 QUIC connections on 2 Ps those scans took 22–42 % of the
-	// broker's CPU; more Ps, smaller heaps (bench/RESULTS.md, sixth pass).
+	// quic-go re-armed each connection's runtime timer on nearly every
+	// packet, and Go walks a P's whole timer heap when a re-armed timer
+	// comes due; with 100,000 QUIC connections on 2 Ps those walks took
+	// 22–42 % of the broker's CPU, and more Ps made the heaps smaller
+	// (bench/RESULTS.md, sixth pass). Our quic-go patch (third_party)
+	// has since removed the walks, and with them this reason; the default
+	// stays until a full-size run at one P per core says otherwise.
 	Procs int `json:"procs"`
 	// ShutdownTimeout bounds a graceful shutdown; a second signal cuts it
 	// short.
