@@ -77,8 +77,9 @@ type Config struct {
 	// comes due; with 100,000 QUIC connections on 2 Ps those walks took
 	// 22–42 % of the broker's CPU, and more Ps made the heaps smaller
 	// (bench/RESULTS.md, sixth pass). Our quic-go patch (third_party)
-	// has since removed the walks, and with them this reason; the default
-	// stays until a full-size run at one P per core says otherwise.
+	// has since removed the walks, and with them this reason; but at one
+	// P per core the broker then cost the same CPU and the fleet connected
+	// more slowly (eighth pass, e5), so the default stays.
 	Procs int `json:"procs"`
 	// ShutdownTimeout bounds a graceful shutdown; a second signal cuts it
 	// short.
