@@ -205,8 +205,7 @@ func (f *fleet) enroll(ctx context.Context, a *agent, token string) AgentConn {
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.rec.Err(err)
-		switch CodeOf(err) {
+		switch f.rec.Err(err) {
 		case "auth_failed", "installer_invalid", "kind_mismatch", "bad_kind":
 			f.failedEn.Add(1)
 			return nil // permanent: retrying cannot help
@@ -439,8 +438,7 @@ func (f *fleet) upgrade(ctx context.Context, a *agent, c AgentConn, o Offer, tic
 		f.rec.Turn(a.id.ID, a.queued, a.acked, now, a.spec.Kind == engine.KindPassive, f.lateHistory(a, now))
 	}
 	if err := c.Fetch(ctx, o); err != nil {
-		code := CodeOf(err)
-		f.rec.Err(err)
+		code := f.rec.Err(err)
 		f.endFlight(a) // before the Fail, or as the attempt is abandoned
 		if failCode, ok := clientFailCodes[code]; ok {
 			// The package is bad, not the connection: say so.

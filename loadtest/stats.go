@@ -158,10 +158,10 @@ func (r *Recorder) Handshake(d time.Duration) {
 	r.Connect.Record(d)
 }
 
-// Err counts err under its stable code (CodeOf) and keeps the first
-// message seen under each code: a count of "other" says something went
-// wrong, the message says what.
-func (r *Recorder) Err(err error) {
+// Err counts err under its stable code (CodeOf), which it returns, and
+// keeps the first message seen under each code: a count of "other" says
+// something went wrong, the message says what.
+func (r *Recorder) Err(err error) string {
 	code := CodeOf(err)
 	r.mu.Lock()
 	r.errors[code]++
@@ -169,6 +169,7 @@ func (r *Recorder) Err(err error) {
 		r.samples[code] = clip(err.Error(), maxSampleLen)
 	}
 	r.mu.Unlock()
+	return code
 }
 
 // Bounds of the error samples a recorder keeps.
@@ -492,7 +493,7 @@ func (r *Recorder) Snapshot() Snapshot {
 // them (an upper bound) and a parent replaces it with the replay of the
 // children's Flight changes (flightMax).
 func Merge(snaps ...Snapshot) Snapshot {
-	out := Snapshot{Errors: map[string]int64{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{},
+	out := Snapshot{Errors: map[string]int64{}, ErrorSamples: map[string]string{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{},
 		Fetch: map[int]int64{}, Restart: map[int]int64{}}
 	for _, s := range snaps {
 		out.Checkins += s.Checkins
@@ -514,10 +515,7 @@ func Merge(snaps ...Snapshot) Snapshot {
 		}
 		for k, v := range s.ErrorSamples {
 			if _, ok := out.ErrorSamples[k]; !ok {
-				if out.ErrorSamples == nil {
-					out.ErrorSamples = map[string]string{}
-				}
-				out.ErrorSamples[k] = v
+				out.ErrorSamples[k] = v // the first process's
 			}
 		}
 		for _, p := range [][2]map[int]int64{{out.Latency, s.Latency}, {out.Connect, s.Connect}, {out.JumpLag, s.JumpLag},
