@@ -71,15 +71,14 @@ type Config struct {
 	MaxConns    int     `json:"max_conns"`
 	// Procs is how many threads run the broker's Go code at once
 	// (GOMAXPROCS; the program serving the broker applies it). The
-	// default, DefaultProcs, is more than the cores because of timers:
-	// quic-go re-armed each connection's runtime timer on nearly every
-	// packet, and Go walks a P's whole timer heap when a re-armed timer
-	// comes due; with 100,000 QUIC connections on 2 Ps those walks took
-	// 22–42 % of the broker's CPU, and more Ps made the heaps smaller
-	// (bench/RESULTS.md, sixth pass). Our quic-go patch (third_party)
-	// has since removed the walks, and with them this reason; but at one
-	// P per core the broker then cost the same CPU and the fleet connected
-	// more slowly (eighth pass, e5), so the default stays.
+	// default, DefaultProcs, is the runtime's own: one per core. It was
+	// twice the cores while quic-go's timers made Go walk whole timer
+	// heaps (our quic-go patch in third_party removed that). More Ps
+	// than cores cost more than they gave: on 2 cores shared with the
+	// load processes, a collection's assists and background marking
+	// (timed on the wall clock, so a preempted thread counts long) took
+	// 2–11 s and 5–8 s at 4 Ps, 0–4.7 s and 2–3.6 s with the broker
+	// at 2 Ps and each load process at 1 (bench/RESULTS.md, ninth pass).
 	Procs int `json:"procs"`
 	// ShutdownTimeout bounds a graceful shutdown; a second signal cuts it
 	// short.
@@ -112,15 +111,10 @@ type Config struct {
 // bench/RESULTS.md on the 2-core machine).
 const DefaultAcceptRatePerCore = 3000
 
-// DefaultProcs is the default Procs: twice the cores, at least 4, unless
-// the GOMAXPROCS environment variable sets it (the runtime's own knob
-// wins over our default, not over an explicit --procs).
-func DefaultProcs() int {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return runtime.GOMAXPROCS(0)
-	}
-	return max(4, 2*runtime.NumCPU())
-}
+// DefaultProcs is the default Procs: the runtime's GOMAXPROCS, one per
+// core this process may use unless the GOMAXPROCS environment variable
+// says otherwise (an explicit --procs wins over both).
+func DefaultProcs() int { return runtime.GOMAXPROCS(0) }
 
 // DefaultConfig returns the defaults (what Validate fills in).
 func DefaultConfig() Config {
@@ -311,7 +305,7 @@ var options = []option{
 	floatOpt("accept-rate", "new client connections per second (token bucket)", func(c *Config) *float64 { return &c.AcceptRate }),
 	intOpt("accept-burst", "burst of the connection token bucket", func(c *Config) *int { return &c.AcceptBurst }),
 	intOpt("max-conns", "open client connections at most", func(c *Config) *int { return &c.MaxConns }),
-	intOpt("procs", "threads running Go code at once (GOMAXPROCS; default 2 × cores, at least 4)", func(c *Config) *int { return &c.Procs }),
+	intOpt("procs", "threads running Go code at once (GOMAXPROCS; default one per core)", func(c *Config) *int { return &c.Procs }),
 	durOpt("shutdown-timeout", "graceful shutdown limit (a second signal cuts it short)", func(c *Config) *events.Duration { return &c.ShutdownTimeout }),
 	strOpt("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 	strOpt("log-format", "console or json", func(c *Config) *string { return &c.LogFormat }),

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -75,9 +76,9 @@ func TestLoadConfigErrors(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "listen") || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("Validate: %v", err)
 	}
-	// Procs: at least 4 by default, and validated.
-	if d := DefaultConfig(); d.Procs < 4 && os.Getenv("GOMAXPROCS") == "" {
-		t.Errorf("default procs %d: want at least 4", d.Procs)
+	// Procs: the runtime's GOMAXPROCS by default (one per core), and validated.
+	if d := DefaultConfig(); d.Procs != runtime.GOMAXPROCS(0) {
+		t.Errorf("default procs %d: want GOMAXPROCS %d", d.Procs, runtime.GOMAXPROCS(0))
 	}
 	if _, err := LoadConfig([]string{"--procs", "0"}, none, io.Discard); err != nil {
 		t.Errorf("--procs 0 (default): %v", err)

@@ -417,6 +417,7 @@ func runAgents(args []string) error {
 	if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil {
 		return fmt.Errorf("--shard %q: want I/N", *shard)
 	}
+	shareCores(n) // n load processes share the cores (nice.go)
 	// JUMPLOAD_PROFILE=PREFIX writes each load process's CPU profile of
 	// the whole run to PREFIX.cpu.I and its heap profile after
 	// JUMPLOAD_HEAP_AFTER (default 10m) to PREFIX.heap.I: where a

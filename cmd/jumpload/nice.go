@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 )
@@ -50,4 +51,21 @@ func yieldCPU(protocol string) {
 			_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice)
 		}
 	}
+}
+
+// shareCores gives each of n load processes an equal share of the
+// machine's cores as its GOMAXPROCS (at least 1), unless the GOMAXPROCS
+// environment variable sets it. Left at the runtime's default, each would
+// run one thread per core: n times the cores in all, beside the broker's.
+// The kernel then preempts threads in the middle of their work, a GC
+// assist (timed on the wall clock, so a preempted one looks long and
+// holds its goroutine) or a write holding a UDP socket's lock. In the
+// 100,000-client QUIC rollout, with four load processes at 1 P and the
+// broker at 2 Ps, the broker's collections took about half the time they
+// took with 2 and 4 (bench/RESULTS.md, ninth pass).
+func shareCores(n int) {
+	if n <= 1 || os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.GOMAXPROCS(max(1, runtime.NumCPU()/n))
 }

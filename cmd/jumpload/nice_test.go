@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -26,5 +27,27 @@ func TestYieldCPU(t *testing.T) {
 		if len(f) < 17 || f[16] != "10" {
 			t.Fatalf("thread %s runs at nice %v, want 10", task.Name(), f[16])
 		}
+	}
+}
+
+// TestShareCores: n load processes get cores/n Ps each (at least 1); a
+// lone one keeps the runtime's default.
+func TestShareCores(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set: it wins, by design")
+	}
+	before := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(before)
+	shareCores(1)
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Fatalf("one process: GOMAXPROCS %d, want it left at %d", got, before)
+	}
+	shareCores(2 * runtime.NumCPU())
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Fatalf("2 × cores processes: GOMAXPROCS %d, want 1", got)
+	}
+	shareCores(2)
+	if got, want := runtime.GOMAXPROCS(0), max(1, runtime.NumCPU()/2); got != want {
+		t.Fatalf("two processes: GOMAXPROCS %d, want %d", got, want)
 	}
 }
