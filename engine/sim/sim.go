@@ -750,7 +750,6 @@ func IdealMakespan(clients, slots int, d time.Duration, jitter, rate float64, bu
 	rng := rand.New(rand.NewPCG(seed, 0x666c6f6f72))        // "floor"
 	free := make(heapq.Heap[slotFree], min(clients, slots)) // when each slot frees, seconds
 	tokens, last, end := float64(burst), 0.0, 0.0
-	mean := d.Seconds()
 	for range clients {
 		// Starts never go back in time: a slot freed before the last start
 		// waited for the bucket, which held less than a token all that while.
@@ -762,7 +761,7 @@ func IdealMakespan(clients, slots int, d time.Duration, jitter, rate float64, bu
 		}
 		tokens--
 		last = t
-		u := mean
+		u := d.Seconds()
 		if jitter > 0 {
 			u *= 1 - jitter + 2*jitter*rng.Float64()
 		}
