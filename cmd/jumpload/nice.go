@@ -63,9 +63,13 @@ func yieldCPU(protocol string) {
 // 100,000-client QUIC rollout, with four load processes at 1 P and the
 // broker at 2 Ps, the broker's collections took about half the time they
 // took with 2 and 4 (bench/RESULTS.md, ninth pass).
+//
+// The cores are the runtime's default GOMAXPROCS, not NumCPU: the default
+// follows a container's CPU quota, as the broker's default Procs does, so
+// the two agree on how many cores there are to share.
 func shareCores(n int) {
 	if n <= 1 || os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
-	runtime.GOMAXPROCS(max(1, runtime.NumCPU()/n))
+	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/n))
 }

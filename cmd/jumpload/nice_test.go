@@ -42,12 +42,13 @@ func TestShareCores(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Fatalf("one process: GOMAXPROCS %d, want it left at %d", got, before)
 	}
-	shareCores(2 * runtime.NumCPU())
+	shareCores(2)
+	if got, want := runtime.GOMAXPROCS(0), max(1, before/2); got != want {
+		t.Fatalf("two processes: GOMAXPROCS %d, want %d", got, want)
+	}
+	runtime.GOMAXPROCS(before)
+	shareCores(2 * before)
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Fatalf("2 × cores processes: GOMAXPROCS %d, want 1", got)
-	}
-	shareCores(2)
-	if got, want := runtime.GOMAXPROCS(0), max(1, runtime.NumCPU()/2); got != want {
-		t.Fatalf("two processes: GOMAXPROCS %d, want %d", got, want)
 	}
 }
