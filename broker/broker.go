@@ -107,7 +107,7 @@ func Open(cfg Config) (b *Broker, err error) {
 	if b.releaseKey, err = packages.LoadOrCreateKey(filepath.Join(cfg.Data, ReleaseKeyFile)); err != nil {
 		return b, err
 	}
-	if b.db, err = store.Open(filepath.Join(cfg.Data, dbDir), store.Options{}); err != nil {
+	if b.db, err = store.Open(filepath.Join(cfg.Data, dbDir), store.Options{Log: b.log.Named("store")}); err != nil {
 		return b, err
 	}
 	hash, token, err := adminToken(b.db, cfg.ResetAdminToken)
@@ -138,6 +138,7 @@ func Open(cfg Config) (b *Broker, err error) {
 	b.reg = prometheus.NewRegistry()
 	b.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(), b.pub)
+	b.reg.MustRegister(b.db.Collectors()...)
 
 	if err := b.startTransport(); err != nil {
 		return b, err

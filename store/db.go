@@ -4,16 +4,21 @@
 // The store knows nothing of upgrade rules; the engine decides and hands the
 // store one batch per engine turn. A batch is committed with Sync before any
 // request in it is answered, so an acknowledged change survives a crash.
+// Because everything waits on those commits, the store reports slow ones,
+// slow disk operations and write stalls as log lines and metrics (health.go).
 package store
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
 )
 
 // Options configures Open. The zero value is usable.
@@ -26,6 +31,12 @@ type Options struct {
 	// MemTableSize is Pebble's memtable size in bytes (default 64 MiB): large
 	// enough that a million-record rollout flushes rarely.
 	MemTableSize uint64
+	// Log hears slow commits, slow disk operations and write stalls
+	// (health.go); nil discards them (the metrics still count them).
+	Log *zap.Logger
+	// SlowDisk is how long a commit, or a write or sync on the operating
+	// system's file system, must take to be reported (default 1 s).
+	SlowDisk time.Duration
 }
 
 func (o *Options) ensureDefaults() {
@@ -35,11 +46,16 @@ func (o *Options) ensureDefaults() {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 64 << 20
 	}
+	if o.SlowDisk == 0 {
+		o.SlowDisk = time.Second
+	}
 }
 
 // DB is a jumpfleet store. Its methods are safe for concurrent use.
 type DB struct {
 	pdb       *pebble.DB
+	health    *health
+	fsCloser  io.Closer // the disk-health checker, if any
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -50,23 +66,42 @@ var ErrClosed = errors.New("store: closed")
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, o Options) (*DB, error) {
 	o.ensureDefaults()
+	h := newHealth(o.Log, o.SlowDisk)
+	l := h.listener()
 	po := &pebble.Options{
 		FS:                 o.FS,
 		CacheSize:          o.CacheSize,
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{},
+		EventListener:      &l,
+	}
+	var fsCloser io.Closer
+	if po.FS == nil {
+		// The real disk: watch every write and sync on it. (Tests pass
+		// their own FS: an in-memory one is never slow.)
+		po.FS, fsCloser = vfs.WithDiskHealthChecks(vfs.Default, o.SlowDisk, nil, l.DiskSlow)
 	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
+		if fsCloser != nil {
+			_ = fsCloser.Close()
+		}
+		h.close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	return &DB{pdb: pdb}, nil
+	return &DB{pdb: pdb, health: h, fsCloser: fsCloser}, nil
 }
 
 // Close closes the store. It is safe to call more than once.
 func (db *DB) Close() error {
-	db.closeOnce.Do(func() { db.closeErr = db.pdb.Close() })
+	db.closeOnce.Do(func() {
+		db.closeErr = db.pdb.Close()
+		if db.fsCloser != nil {
+			_ = db.fsCloser.Close()
+		}
+		db.health.close()
+	})
 	return db.closeErr
 }
 
@@ -122,9 +157,11 @@ func (db *DB) Commit(b *Batch, sync bool) error {
 	if sync {
 		opt = pebble.Sync
 	}
+	t0 := time.Now()
 	if err := b.b.Commit(opt); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	db.health.committed(time.Since(t0), sync, b.n)
 	return nil
 }
 
