@@ -125,6 +125,15 @@ type sentPacketHandler struct {
 
 	// The alarm timeout
 	alarm alarmTimer
+	// lateGrace: an alarm that fires late waits, once, for the input that
+	// queued up meanwhile (jumpfleet patch, see onLateAlarm). notBefore
+	// holds the alarm back until the grace ends; graced is set while the
+	// grace is used, and cleared when an alarm is acted on or an ACK comes.
+	notBefore monotime.Time
+	graced    bool
+	// armedAt is when the alarm was last set: an alarm set for a time
+	// already past is due then, not at its time.
+	armedAt monotime.Time
 
 	enableECN  bool
 	ecnTracker ecnHandler
@@ -535,6 +544,8 @@ func (h *sentPacketHandler) ReceivedAck(ack *wire.AckFrame, encLevel protocol.En
 	clear(h.ackedPackets) // make sure the memory is released
 	h.ackedPackets = h.ackedPackets[:0]
 
+	h.graced, h.notBefore = false, 0
+
 	// Reset the pto_count unless the client is unsure if the server has validated the client's address.
 	if h.peerCompletedAddressValidation {
 		if h.qlogger != nil && h.ptoCount != 0 {
@@ -783,6 +794,10 @@ func (h *sentPacketHandler) hasOutstandingCryptoPackets() bool {
 func (h *sentPacketHandler) setLossDetectionTimer(now monotime.Time) {
 	oldAlarm := h.alarm // only needed in case tracing is enabled
 	newAlarm := h.lossDetectionTime(now)
+	if !newAlarm.Time.IsZero() && newAlarm.Time.Before(h.notBefore) {
+		newAlarm.Time = h.notBefore
+	}
+	h.armedAt = now
 	h.alarm = newAlarm
 
 	hasAlarm := !newAlarm.Time.IsZero()
@@ -996,6 +1011,10 @@ func (h *sentPacketHandler) detectLostPackets(now monotime.Time, encLevel protoc
 func (h *sentPacketHandler) OnLossDetectionTimeout(now monotime.Time) error {
 	defer h.setLossDetectionTimer(now)
 
+	if h.onLateAlarm(now) {
+		return nil
+	}
+
 	if h.handshakeConfirmed {
 		h.detectLostPathProbes(now)
 	}
@@ -1071,6 +1090,46 @@ func (h *sentPacketHandler) OnLossDetectionTimeout(now monotime.Time) error {
 		return fmt.Errorf("PTO timer in unexpected encryption level: %s", encLevel)
 	}
 	return nil
+}
+
+// maxLateGrace bounds the wait of a late alarm (see onLateAlarm).
+const maxLateGrace = 2 * time.Second
+
+// onLateAlarm reports whether a loss-detection alarm that fired at now
+// should wait instead of being acted on (jumpfleet patch,
+// third_party/quic-go/JUMPFLEET.md).
+//
+// An alarm that fires later than a whole probe timeout after its time
+// means this endpoint did not run meanwhile: a long garbage collection,
+// a starved host. The peer's ACKs for that time are then most likely
+// waiting, unread, in the socket, behind everything else that arrived.
+// Acting now would declare those packets lost and send probes for them
+// (every connection of the endpoint at once, since they all stalled
+// together), and the peers would have to read through that burst before
+// their next ACKs. So the alarm waits once, as long as it was late (at
+// most maxLateGrace), for the reads to catch up; an ACK that arrives
+// meanwhile cancels it as usual. The wait does not back the connection
+// off, and the next alarm is acted on even if it is late too, so a
+// genuine loss is recovered at most one grace later.
+func (h *sentPacketHandler) onLateAlarm(now monotime.Time) bool {
+	if h.graced {
+		h.graced, h.notBefore = false, 0
+		return false
+	}
+	if h.alarm.Time.IsZero() {
+		return false
+	}
+	due := h.alarm.Time
+	if due.Before(h.armedAt) {
+		due = h.armedAt
+	}
+	late := now.Sub(due)
+	if late <= h.rttStats.PTO(true) {
+		return false
+	}
+	h.graced = true
+	h.notBefore = now.Add(min(late, maxLateGrace))
+	return true
 }
 
 func (h *sentPacketHandler) GetLossDetectionTimeout() monotime.Time {
