@@ -45,10 +45,10 @@ func timeout(t *testing.T, h SentPacketHandler, now monotime.Time) {
 // once, as upstream quic-go does.
 func TestOnTimeAlarmProbes(t *testing.T) {
 	t0 := monotime.Now()
-	h, _ := confirmedServer(t, t0)
-	at := h.GetLossDetectionTimeout()
+	first, _ := confirmedServer(t, t0)
+	at := first.GetLossDetectionTimeout()
 	pto := at.Sub(t0)
-	for _, fired := range []monotime.Time{at, at.Add(pto / 2)} {
+	for _, fired := range []monotime.Time{at, at.Add(pto / 2)} { // a fresh handler each
 		h, _ := confirmedServer(t, t0)
 		timeout(t, h, fired)
 		if m := h.SendMode(fired); m != SendPTOAppData {

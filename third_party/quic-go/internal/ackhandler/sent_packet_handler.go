@@ -125,15 +125,13 @@ type sentPacketHandler struct {
 
 	// The alarm timeout
 	alarm alarmTimer
-	// lateGrace: an alarm that fires late waits, once, for the input that
-	// queued up meanwhile (jumpfleet patch, see onLateAlarm). notBefore
-	// holds the alarm back until the grace ends; graced is set while the
-	// grace is used, and cleared when an alarm is acted on or an ACK comes.
+	// The late-alarm wait (jumpfleet patch, see onLateAlarm). due is when
+	// the alarm became due: its time, or when it was set if that time had
+	// already passed. notBefore, while a wait runs, holds the alarm back
+	// until the wait ends; it is zero otherwise, and cleared by the next
+	// alarm or any ACK.
+	due       monotime.Time
 	notBefore monotime.Time
-	graced    bool
-	// armedAt is when the alarm was last set: an alarm set for a time
-	// already past is due then, not at its time.
-	armedAt monotime.Time
 
 	enableECN  bool
 	ecnTracker ecnHandler
@@ -544,7 +542,7 @@ func (h *sentPacketHandler) ReceivedAck(ack *wire.AckFrame, encLevel protocol.En
 	clear(h.ackedPackets) // make sure the memory is released
 	h.ackedPackets = h.ackedPackets[:0]
 
-	h.graced, h.notBefore = false, 0
+	h.notBefore = 0 // as the PTO count below: any ACK ends a late alarm's wait
 
 	// Reset the pto_count unless the client is unsure if the server has validated the client's address.
 	if h.peerCompletedAddressValidation {
@@ -794,10 +792,10 @@ func (h *sentPacketHandler) hasOutstandingCryptoPackets() bool {
 func (h *sentPacketHandler) setLossDetectionTimer(now monotime.Time) {
 	oldAlarm := h.alarm // only needed in case tracing is enabled
 	newAlarm := h.lossDetectionTime(now)
-	if !newAlarm.Time.IsZero() && newAlarm.Time.Before(h.notBefore) {
-		newAlarm.Time = h.notBefore
+	if !newAlarm.Time.IsZero() {
+		newAlarm.Time = max(newAlarm.Time, h.notBefore)
 	}
-	h.armedAt = now
+	h.due = max(newAlarm.Time, now)
 	h.alarm = newAlarm
 
 	hasAlarm := !newAlarm.Time.IsZero()
@@ -1099,7 +1097,7 @@ const maxLateGrace = 2 * time.Second
 // should wait instead of being acted on (jumpfleet patch,
 // third_party/quic-go/JUMPFLEET.md).
 //
-// An alarm that fires later than a whole probe timeout after its time
+// An alarm that fires more than a whole probe timeout after it was due
 // means this endpoint did not run meanwhile: a long garbage collection,
 // a starved host. The peer's ACKs for that time are then most likely
 // waiting, unread, in the socket, behind everything else that arrived.
@@ -1112,22 +1110,14 @@ const maxLateGrace = 2 * time.Second
 // off, and the next alarm is acted on even if it is late too, so a
 // genuine loss is recovered at most one grace later.
 func (h *sentPacketHandler) onLateAlarm(now monotime.Time) bool {
-	if h.graced {
-		h.graced, h.notBefore = false, 0
+	if !h.notBefore.IsZero() { // the alarm after a wait
+		h.notBefore = 0
 		return false
 	}
-	if h.alarm.Time.IsZero() {
+	late := now.Sub(h.due)
+	if h.alarm.Time.IsZero() || late <= h.rttStats.PTO(true) {
 		return false
 	}
-	due := h.alarm.Time
-	if due.Before(h.armedAt) {
-		due = h.armedAt
-	}
-	late := now.Sub(due)
-	if late <= h.rttStats.PTO(true) {
-		return false
-	}
-	h.graced = true
 	h.notBefore = now.Add(min(late, maxLateGrace))
 	return true
 }
