@@ -85,7 +85,7 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.StringVar(&f.jumpbroker, "jumpbroker", "", "jumpbroker binary for --spawn (default: build ./cmd/jumpbroker)")
 	fs.Var(&f.brokerArgs, "broker-arg", "extra `jumpbroker serve` flag for --spawn (repeatable), e.g. --broker-arg=--accept-rate=20000")
 	fs.BoolVar(&f.graceful, "graceful-restart", false, "storm with --spawn: restart the broker with SIGTERM (it says Bye with a retry-after) instead of SIGKILL (a crash)")
-	fs.IntVar(&f.procs, "procs", 0, "load-generator processes (0: one per 9,000 connections; a process has 20,000 descriptors); each runs on cores ÷ processes Ps unless GOMAXPROCS is set, and at nice 10 for QUIC (JUMPLOAD_NICE overrides)")
+	fs.IntVar(&f.procs, "procs", 0, "load-generator processes (0: one per 9,000 connections; a process has 20,000 descriptors); each runs on cores ÷ processes Ps unless GOMAXPROCS is set, at a GOGC of its own from 75 to 125 unless GOGC is set (so that they do not collect in lockstep), and at nice 10 for QUIC (JUMPLOAD_NICE overrides)")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", -1, "TLS connections leave round-robin from that many 127.1.0.x sources (-1: 32 towards a loopback broker, else 0; 0: the kernel's choice)")
 	fs.IntVar(&f.quicSockets, "quic-sockets", 64, "UDP sockets per load process carrying its QUIC connections")
 	fs.BoolVar(&f.resume, "resume", false, "agents resume TLS sessions (one ticket cache per load process), as real agents keep their ticket across an upgrade's restart")
@@ -417,7 +417,8 @@ func runAgents(args []string) error {
 	if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil {
 		return fmt.Errorf("--shard %q: want I/N", *shard)
 	}
-	shareCores(n) // n load processes share the cores (nice.go)
+	shareCores(n)   // n load processes share the cores (nice.go)
+	staggerGC(i, n) // n load processes do not collect in lockstep (nice.go)
 	// JUMPLOAD_PROFILE=PREFIX writes each load process's CPU profile of
 	// the whole run to PREFIX.cpu.I and its heap profile after
 	// JUMPLOAD_HEAP_AFTER (default 10m) to PREFIX.heap.I: where a

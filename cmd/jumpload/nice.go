@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 )
@@ -72,4 +73,31 @@ func shareCores(n int) {
 		return
 	}
 	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/n))
+}
+
+// gcPercent is load process i's of n GOGC: spread evenly from 75 to 125
+// (100 on average, so the processes hold as much memory together as at the
+// default), unless the GOGC environment variable sets it.
+//
+// Why: the load processes start together and carry equal shares of the
+// fleet, so at one GOGC they allocate alike and collect in lockstep. In
+// the 100,000-client QUIC rollout the four processes' collections (13–21 s
+// each at 1 P, a quarter to a half of it in assists) fell within ~40 s of
+// each other every two minutes (bench/RESULTS.md, twelfth pass), so every
+// agent answered late at once: hosts that do not share a machine never
+// do that. With cycles of different lengths they drift apart after a few.
+func gcPercent(i, n int) int {
+	if n <= 1 {
+		return 100
+	}
+	return 75 + 50*i/(n-1)
+}
+
+// staggerGC sets load process i's GOGC to gcPercent(i, n), unless the
+// GOGC environment variable is set.
+func staggerGC(i, n int) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(gcPercent(i, n))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -50,5 +51,40 @@ func TestShareCores(t *testing.T) {
 	shareCores(2 * before)
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Fatalf("2 × cores processes: GOMAXPROCS %d, want 1", got)
+	}
+}
+
+// TestGCPercent: load processes get GOGC values spread evenly from 75 to
+// 125 (100 on average: the same memory together as at the default), and a
+// single process keeps the default; staggerGC applies it unless GOGC is
+// set in the environment.
+func TestGCPercent(t *testing.T) {
+	if got := gcPercent(0, 1); got != 100 {
+		t.Errorf("one process: GOGC %d, want 100", got)
+	}
+	want := []int{75, 91, 108, 125}
+	sum := 0
+	for i := range 4 {
+		got := gcPercent(i, 4)
+		if got != want[i] {
+			t.Errorf("process %d of 4: GOGC %d, want %d", i, got, want[i])
+		}
+		sum += got
+	}
+	if mean := sum / 4; mean < 99 || mean > 100 {
+		t.Errorf("mean GOGC of 4 processes %d, want ~100", mean)
+	}
+
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	t.Setenv("GOGC", "")
+	staggerGC(3, 4)
+	if got := debug.SetGCPercent(100); got != 125 {
+		t.Errorf("after staggerGC(3, 4): GOGC %d, want 125", got)
+	}
+	t.Setenv("GOGC", "300")
+	staggerGC(0, 4)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("staggerGC with GOGC set: GOGC changed to %d", got)
 	}
 }
