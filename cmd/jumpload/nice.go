@@ -77,7 +77,7 @@ func shareCores(n int) {
 
 // gcPercent is load process i's of n GOGC: spread evenly from 75 to 125
 // (100 on average, so the processes hold as much memory together as at the
-// default), unless the GOGC environment variable sets it.
+// default); a single process keeps the default.
 //
 // Why: the load processes start together and carry equal shares of the
 // fleet, so at one GOGC they allocate alike and collect in lockstep. In
