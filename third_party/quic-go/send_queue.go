@@ -2,6 +2,8 @@ package quic
 
 import (
 	"net"
+	"sync"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go/internal/protocol"
 )
@@ -27,6 +29,14 @@ type sendQueue struct {
 	runStopped  chan struct{} // runStopped when the run loop returns
 	available   chan struct{}
 	conn        sendConn
+
+	// jumpfleet: a packet sent while nothing is queued or being written
+	// is written on the caller's goroutine (the connection's run loop),
+	// not handed to Run's. See JUMPFLEET.md, third patch.
+	wmu       sync.Mutex   // held around every write to conn
+	pending   atomic.Int32 // packets queued and not yet written by Run
+	closing   atomic.Bool  // Close was called: Run drains the queue and stops
+	directErr chan error   // a direct write's error, for Run to return
 }
 
 var _ sender = &sendQueue{}
@@ -40,6 +50,7 @@ func newSendQueue(conn sendConn) sender {
 		closeCalled: make(chan struct{}),
 		available:   make(chan struct{}, 1),
 		queue:       make(chan queueEntry, sendQueueCapacity),
+		directErr:   make(chan error, 1),
 	}
 }
 
@@ -47,6 +58,10 @@ func newSendQueue(conn sendConn) sender {
 // Callers need to make sure that there's actually space in the send queue by calling WouldBlock.
 // Otherwise Send will panic.
 func (h *sendQueue) Send(p *packetBuffer, gsoSize uint16, ecn protocol.ECN) {
+	if h.sendDirect(p, gsoSize, ecn) {
+		return
+	}
+	h.pending.Add(1)
 	select {
 	case h.queue <- queueEntry{buf: p, gsoSize: gsoSize, ecn: ecn}:
 		// clear available channel if we've reached capacity
@@ -57,9 +72,35 @@ func (h *sendQueue) Send(p *packetBuffer, gsoSize uint16, ecn protocol.ECN) {
 			}
 		}
 	case <-h.runStopped:
+		h.pending.Add(-1)
 	default:
 		panic("sendQueue.Send would have blocked")
 	}
+}
+
+// sendDirect writes p at once if no packet is queued or being written, so
+// that packets still leave in order, and reports whether it did. A
+// write's error goes to Run, which returns it as it would its own.
+func (h *sendQueue) sendDirect(p *packetBuffer, gsoSize uint16, ecn protocol.ECN) bool {
+	if h.pending.Load() != 0 || !h.wmu.TryLock() {
+		return false
+	}
+	defer h.wmu.Unlock()
+	if h.pending.Load() != 0 {
+		return false
+	}
+	if h.closing.Load() {
+		return false // leave the packet to Send's own path, as before the patch
+	}
+	if err := h.conn.Write(p.Data, gsoSize, ecn); err != nil && !isSendMsgSizeErr(err) {
+		select {
+		case h.directErr <- err:
+		default:
+		}
+		return true
+	}
+	p.Release()
+	return true
 }
 
 func (h *sendQueue) SendProbe(p *packetBuffer, addr net.Addr, info packetInfo) {
@@ -86,8 +127,14 @@ func (h *sendQueue) Run() error {
 			h.closeCalled = nil // prevent this case from being selected again
 			// make sure that all queued packets are actually sent out
 			shouldClose = true
+		case err := <-h.directErr:
+			return err
 		case e := <-h.queue:
-			if err := h.conn.Write(e.buf.Data, e.gsoSize, e.ecn); err != nil {
+			h.wmu.Lock()
+			err := h.conn.Write(e.buf.Data, e.gsoSize, e.ecn)
+			h.wmu.Unlock()
+			h.pending.Add(-1)
+			if err != nil {
 				// This additional check enables:
 				// 1. Checking for "datagram too large" message from the kernel, as such,
 				// 2. Path MTU discovery,and
@@ -106,6 +153,7 @@ func (h *sendQueue) Run() error {
 }
 
 func (h *sendQueue) Close() {
+	h.closing.Store(true)
 	close(h.closeCalled)
 	// wait until the run loop returned
 	<-h.runStopped
