@@ -82,15 +82,12 @@ func (h *sendQueue) Send(p *packetBuffer, gsoSize uint16, ecn protocol.ECN) {
 // that packets still leave in order, and reports whether it did. A
 // write's error goes to Run, which returns it as it would its own.
 func (h *sendQueue) sendDirect(p *packetBuffer, gsoSize uint16, ecn protocol.ECN) bool {
-	if h.pending.Load() != 0 || !h.wmu.TryLock() {
-		return false
+	if h.closing.Load() || !h.wmu.TryLock() {
+		return false // closing, or a write in progress: the queue, as upstream
 	}
 	defer h.wmu.Unlock()
 	if h.pending.Load() != 0 {
-		return false
-	}
-	if h.closing.Load() {
-		return false // leave the packet to Send's own path, as before the patch
+		return false // Run has packets to write first
 	}
 	if err := h.conn.Write(p.Data, gsoSize, ecn); err != nil && !isSendMsgSizeErr(err) {
 		select {
