@@ -176,3 +176,26 @@ func TestStormNotesItsBounds(t *testing.T) {
 		t.Fatalf("an in-process broker has no CPU of its own to bound by: %s", notes)
 	}
 }
+
+// A recycled download target starts zeroed, so a download that skipped a
+// chunk cannot pass verification with an earlier download's bytes.
+func TestMemFileRecycledZeroed(t *testing.T) {
+	for i := range 8 {
+		f := newMemFile(16)
+		if len(f.b) != 16 {
+			t.Fatalf("round %d: %d bytes, want 16", i, len(f.b))
+		}
+		for j, c := range f.b {
+			if c != 0 {
+				t.Fatalf("round %d: byte %d is %#x, want 0", i, j, c)
+			}
+		}
+		if _, err := f.WriteAt([]byte("previous package"), 0); err != nil {
+			t.Fatal(err)
+		}
+		f.recycle()
+	}
+	if f := newMemFile(32); len(f.b) != 32 {
+		t.Fatalf("larger file: %d bytes, want 32", len(f.b))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"sync"
 
 	"jumpfleet/packages"
 	"jumpfleet/transport/wire"
@@ -134,12 +135,18 @@ func VerifyOffer(offer *wire.UpgradeOffer, pub ed25519.PublicKey) error {
 	return nil
 }
 
+// copyBufs holds VerifyFile's read buffers: io.Copy would allocate 32 KB
+// per verified package, which an agent fleet pays on every upgrade.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // VerifyFile checks f's first PackageSize bytes against the offer's hash
 // and that nothing follows them.
 func VerifyFile(offer *wire.UpgradeOffer, f File) error {
 	size := int64(offer.PackageSize)
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, size))
+	buf := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, size), *buf)
+	copyBufs.Put(buf)
 	if err != nil {
 		return &DownloadError{Code: wire.CodeDownloadFailed, Msg: err.Error()}
 	}
