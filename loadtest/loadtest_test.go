@@ -99,6 +99,30 @@ func TestRolloutRetriesFailedAttempts(t *testing.T) {
 	}
 }
 
+// A rollout stopped before every client upgraded reports no makespan: the
+// time of its last upgrade so far is not one, and its ratio would read as
+// a success.
+func TestRolloutIncompleteHasNoMakespan(t *testing.T) {
+	_, br := inproc(t)
+	// 40 installs of 100 ms behind one slot take at least 4 s: a 2 s
+	// timeout cuts the rollout short on any machine.
+	cfg := Config{Scenario: ScenarioRollout, Active: 40, MaxConcurrent: 1, UpgradeTime: 100 * time.Millisecond,
+		Timeout: 2 * time.Second, Seed: 13}
+	t.Logf("seed %d", cfg.Seed)
+	s, err := Run(context.Background(), cfg, br)
+	if err == nil || s.Upgraded >= 40 {
+		t.Fatalf("upgraded %d of 40 (err %v): want the rollout cut short", s.Upgraded, err)
+	}
+	if s.MakespanS != nil || s.MakespanRatio != nil || s.FloorS != nil {
+		t.Fatalf("makespan %v ratio %v floor %v after %d of 40: want none", s.MakespanS, s.MakespanRatio, s.FloorS, s.Upgraded)
+	}
+	// The note names the last upgrade so far; a machine too slow to
+	// finish one install in 2 s has none to name.
+	if s.Upgraded > 0 && !strings.Contains(strings.Join(s.Notes, "\n"), "rollout incomplete: ") {
+		t.Fatalf("notes %q: want the incomplete rollout named", s.Notes)
+	}
+}
+
 func TestJumpStartsJumpedClientsFirst(t *testing.T) {
 	_, br := inproc(t)
 	cfg := Config{Scenario: ScenarioJump, Active: 150, Consoles: 2, MaxConcurrent: 4,

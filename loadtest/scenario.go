@@ -232,7 +232,13 @@ func (r *run) rollout(ctx context.Context) error {
 	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Upgraded >= int64(cfg.Fleet()) })
 	queued, complete := stopQueued()
 	w.end(ctx)
-	if last := r.fl.snapshot().LastDone; last > 0 {
+	snap := r.fl.snapshot()
+	if last := snap.LastDone; last > 0 && snap.Upgraded < int64(cfg.Fleet()) {
+		// A stopped or timed-out rollout has no makespan: the time of its
+		// last upgrade so far would read as a ratio below 1.
+		r.note("rollout incomplete: %d of %d clients upgraded, the last %.1fs after publishing; makespan not measured",
+			snap.Upgraded, cfg.Fleet(), time.Unix(0, last).Sub(w.t0).Seconds())
+	} else if last > 0 {
 		mk := time.Unix(0, last).Sub(w.t0).Seconds()
 		bound := float64(cfg.Fleet()) * cfg.UpgradeTime.Seconds() / float64(cfg.MaxConcurrent)
 		r.sum.MakespanS = ptr(mk)
