@@ -111,7 +111,11 @@ func parseLoad(name string, args []string, stderr io.Writer) (*loadFlags, error)
 	fs.Float64Var(&c.ExtraCheckIns, "extra-checkins", 0.5, "passive check-ins per period from console contacts and tray requests")
 	fs.DurationVar(&c.PassiveLinger, "passive-linger", 2*time.Second, "how long a passive client answered upgrading waits for its offer (overdue: 8x, within half a period)")
 	fs.StringVar(&c.TurnsFile, "turns", "", "rollout: write every client's first upgrade start (queued, answered, started) as JSON lines to this file")
-	fs.DurationVar(&c.HeartbeatEvery, "heartbeat", 0, "persistent clients' heartbeat interval outside steady (0: none)")
+	// The broker's own default: it asks clients for a heartbeat every 30 s
+	// and closes a session silent for three of them, so a fleet without
+	// heartbeats churns through reconnects once a run outlasts 90 s.
+	fs.DurationVar(&c.HeartbeatEvery, "heartbeat", 30*time.Second,
+		"persistent clients' heartbeat interval outside steady, as the broker's --heartbeat asks (0: none; the broker closes a client silent for 3 of its intervals)")
 	fs.DurationVar(&c.JumpEvery, "jump-every", 200*time.Millisecond, "pause between one console's jumps")
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 256, "enrollments and dials in flight at most")
 	fs.DurationVar(&c.ReconnectMax, "reconnect-max", 5*time.Second, "cap of an agent's reconnect backoff (exponential from 100ms, full jitter)")
