@@ -229,16 +229,20 @@ func (r *run) rollout(ctx context.Context) error {
 	if err := r.b.Control.PublishSite(ctx, cfg.Release, cfg.Platform, cfg.ToVersion, cfg.PackageSize); err != nil {
 		return fmt.Errorf("publish release %s: %w", cfg.Release, err)
 	}
-	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Upgraded >= int64(cfg.Fleet()) })
+	total := int64(cfg.Fleet())
+	err := r.until(ctx, cfg.Timeout, func() bool { return r.fl.snapshot().Upgraded >= total })
 	queued, complete := stopQueued()
 	w.end(ctx)
 	snap := r.fl.snapshot()
-	if last := snap.LastDone; last > 0 && snap.Upgraded < int64(cfg.Fleet()) {
+	switch last := snap.LastDone; {
+	case last == 0:
+		// Nobody upgraded: nothing to time.
+	case snap.Upgraded < total:
 		// A stopped or timed-out rollout has no makespan: the time of its
 		// last upgrade so far would read as a ratio below 1.
 		r.note("rollout incomplete: %d of %d clients upgraded, the last %.1fs after publishing; makespan not measured",
-			snap.Upgraded, cfg.Fleet(), time.Unix(0, last).Sub(w.t0).Seconds())
-	} else if last > 0 {
+			snap.Upgraded, total, time.Unix(0, last).Sub(w.t0).Seconds())
+	default:
 		mk := time.Unix(0, last).Sub(w.t0).Seconds()
 		bound := float64(cfg.Fleet()) * cfg.UpgradeTime.Seconds() / float64(cfg.MaxConcurrent)
 		r.sum.MakespanS = ptr(mk)
