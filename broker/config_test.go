@@ -89,6 +89,18 @@ func TestLoadConfigErrors(t *testing.T) {
 	if _, err := LoadConfig([]string{"--procs", "-1"}, none, io.Discard); err == nil || !strings.Contains(err.Error(), "procs") {
 		t.Errorf("--procs -1: %v, want a procs error", err)
 	}
+	// Heartbeat: 30 s by default, 1s..1h.
+	if d := DefaultConfig(); time.Duration(d.Heartbeat) != 30*time.Second {
+		t.Errorf("default heartbeat %v: want 30s", time.Duration(d.Heartbeat))
+	}
+	if c, err := LoadConfig([]string{"--heartbeat", "2m"}, none, io.Discard); err != nil || time.Duration(c.Heartbeat) != 2*time.Minute {
+		t.Errorf("--heartbeat 2m: %v, %v", time.Duration(c.Heartbeat), err)
+	}
+	for _, v := range []string{"500ms", "2h"} {
+		if _, err := LoadConfig([]string{"--heartbeat", v}, none, io.Discard); err == nil || !strings.Contains(err.Error(), "heartbeat") {
+			t.Errorf("--heartbeat %s: %v, want a heartbeat error", v, err)
+		}
+	}
 	if tbl := ConfigTable(); !strings.Contains(tbl, "`JUMPFLEET_MAX_CONCURRENT` | `settings.max_concurrent` | `100`") {
 		t.Errorf("config table:\n%s", tbl)
 	}

@@ -130,6 +130,7 @@ func TestEventStream(t *testing.T) {
 func TestShutdownAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
+	cfg.Heartbeat = events.Duration(45 * time.Second)
 	b, c := openBroker(t, cfg)
 	ctx := ctxT(t)
 	token := c.Token
@@ -148,6 +149,9 @@ func TestShutdownAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	if ms := conn.HelloAck().HeartbeatMs; ms != 45_000 {
+		t.Fatalf("HelloAck asks for a heartbeat every %d ms, want --heartbeat's 45000", ms)
+	}
 	cred, err := conn.Enroll(ctx, wire.Enroll{InstallerToken: inst.Token, Kind: wire.KindActive, Platform: wire.PlatformLinuxX64, Version: wire.Version(v1), Hostname: "h"})
 	if err != nil {
 		t.Fatal(err)

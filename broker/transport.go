@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 
 	"jumpfleet/engine"
 	"jumpfleet/transport/server"
@@ -29,6 +30,7 @@ func (b *Broker) startTransport() error {
 		AcceptRate:        b.cfg.AcceptRate,
 		AcceptBurst:       b.cfg.AcceptBurst,
 		MaxConns:          b.cfg.MaxConns,
+		Heartbeat:         time.Duration(b.cfg.Heartbeat),
 		BytesPerSec:       b.cfg.Settings.BytesPerSec,
 		Logger:            b.log.Named("transport"),
 		Registerer:        b.reg,
