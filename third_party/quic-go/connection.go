@@ -2435,11 +2435,14 @@ func (c *Conn) handleCloseError(closeErr *closeError) {
 func (c *Conn) dropEncryptionLevel(encLevel protocol.EncryptionLevel, now monotime.Time) {
 	c.sentPacketHandler.DropPackets(encLevel, now)
 	c.receivedPacketHandler.DropPackets(encLevel)
-	//nolint:exhaustive // only Initial and 0-RTT need special treatment
+	//nolint:exhaustive // only Initial, Handshake and 0-RTT need special treatment
 	switch encLevel {
 	case protocol.EncryptionInitial:
 		c.droppedInitialKeys = true
 		c.cryptoStreamHandler.DiscardInitialKeys()
+		c.initialStream.drop() // jumpfleet: handshakestate.patch
+	case protocol.EncryptionHandshake:
+		c.handshakeStream.drop() // jumpfleet: handshakestate.patch
 	case protocol.Encryption0RTT:
 		c.streamsMap.ResetFor0RTT()
 		c.framer.Handle0RTTRejection()

@@ -25,6 +25,23 @@ type baseCryptoStream struct {
 
 	writeOffset protocol.ByteCount
 	writeBuf    []byte
+
+	dropped bool // its encryption level is gone (jumpfleet: handshakestate.patch)
+}
+
+// drop releases the stream's buffers when its encryption level is dropped
+// (jumpfleet patch, handshakestate.patch). No packet of that level is read
+// or sent any more, but the stream stays referenced for the connection's
+// life, and so did its receive map and the last write's backing array.
+func (s *baseCryptoStream) drop() {
+	s.writeBuf = nil
+	s.queue = frameSorter{}
+	s.dropped = true
+}
+
+func (s *initialCryptoStream) drop() {
+	s.scramble = false
+	s.baseCryptoStream.drop()
 }
 
 func newCryptoStream() *cryptoStream {
@@ -32,6 +49,9 @@ func newCryptoStream() *cryptoStream {
 }
 
 func (s *baseCryptoStream) HandleCryptoFrame(f *wire.CryptoFrame) error {
+	if s.dropped { // cannot happen: its packets no longer decrypt
+		return nil
+	}
 	highestOffset := f.Offset + protocol.ByteCount(len(f.Data))
 	if maxOffset := highestOffset; maxOffset > protocol.MaxCryptoStreamOffset {
 		return &qerr.TransportError{
@@ -57,12 +77,15 @@ func (s *baseCryptoStream) HandleCryptoFrame(f *wire.CryptoFrame) error {
 
 // GetCryptoData retrieves data that was received in CRYPTO frames
 func (s *baseCryptoStream) GetCryptoData() []byte {
+	if s.dropped {
+		return nil
+	}
 	_, data, _ := s.queue.Pop()
 	return data
 }
 
 func (s *baseCryptoStream) Finish() error {
-	if s.queue.HasMoreData() {
+	if !s.dropped && s.queue.HasMoreData() {
 		return &qerr.TransportError{
 			ErrorCode:    qerr.ProtocolViolation,
 			ErrorMessage: "encryption level changed, but crypto stream has more data to read",
@@ -90,6 +113,12 @@ func (s *baseCryptoStream) PopCryptoFrame(maxLen protocol.ByteCount) *wire.Crypt
 	}
 	f.Data = s.writeBuf[:n]
 	s.writeBuf = s.writeBuf[n:]
+	if len(s.writeBuf) == 0 {
+		// An empty slice at the end of the array would keep the whole
+		// array (every byte ever written) for the connection's life; the
+		// frames sent from it hold what they need (handshakestate.patch).
+		s.writeBuf = nil
+	}
 	s.writeOffset += n
 	return f
 }
@@ -212,6 +241,9 @@ func (s *initialCryptoStream) PopCryptoFrame(maxLen protocol.ByteCount) *wire.Cr
 		if !foundCuts {
 			// no more cuts found, we're done sending out everything up until s.end
 			s.writeBuf = s.writeBuf[s.end:]
+			if len(s.writeBuf) == 0 {
+				s.writeBuf = nil // as in baseCryptoStream.PopCryptoFrame
+			}
 			s.end = protocol.InvalidByteCount
 			s.scramble = false
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,14 @@ type cryptoSetup struct {
 	aead          *updatableAEAD
 	has1RTTSealer bool
 	has1RTTOpener bool
+
+	// jumpfleet patch (handshakestate.patch): once the handshake needs
+	// crypto/tls no more, conn is closed and dropped (releaseTLS) and
+	// ConnectionState answers from state. connMu orders that against
+	// ConnectionState, the one method called off the run loop.
+	connMu         sync.Mutex
+	state          *tls.ConnectionState
+	releasePending bool // a client stored its ticket inside handleMessage's loop
 }
 
 var _ CryptoSetup = &cryptoSetup{}
@@ -211,8 +220,40 @@ func (h *cryptoSetup) StartHandshake(ctx context.Context) error {
 // Close closes the crypto setup.
 // It aborts the handshake, if it is still running.
 func (h *cryptoSetup) Close() error {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.conn == nil { // released (handshakestate.patch)
+		return nil
+	}
 	return h.conn.Close()
 }
+
+// releaseTLS closes and drops the crypto/tls connection once the handshake
+// needs it no more (jumpfleet patch, handshakestate.patch). crypto/tls keeps
+// every handshake message it read and wrote in buffers that live as long as
+// the connection: ~9 KB and ~40 objects per connection, a quarter of an idle
+// QUIC connection's heap, for the garbage collector to mark at every cycle.
+// What is left of it is a snapshot of the ConnectionState.
+func (h *cryptoSetup) releaseTLS() {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.conn == nil {
+		return
+	}
+	st := h.conn.ConnectionState()
+	h.state = &st
+	_ = h.conn.Close() // the handshake is over: only cancels its context
+	h.conn = nil
+	h.tlsConf = nil
+	if len(h.events) == 0 {
+		h.events = nil
+	}
+	h.releasePending = false
+}
+
+// errPostHandshakeData is what a released server does with CRYPTO data at
+// the application level: a client may send none (RFC 9001, 4.1.3).
+var errPostHandshakeData = qerr.NewLocalCryptoError(10 /* unexpected_message */, errors.New("unexpected post-handshake CRYPTO data"))
 
 // HandleMessage handles a TLS handshake message.
 // It is called by the crypto streams when a new message is available.
@@ -224,6 +265,12 @@ func (h *cryptoSetup) HandleMessage(data []byte, encLevel protocol.EncryptionLev
 }
 
 func (h *cryptoSetup) handleMessage(data []byte, encLevel protocol.EncryptionLevel) error {
+	if h.conn == nil { // released (handshakestate.patch)
+		if h.perspective == protocol.PerspectiveServer {
+			return errPostHandshakeData
+		}
+		return nil // a session ticket after the first: not stored
+	}
 	if err := h.conn.HandleData(encLevel.ToTLSEncryptionLevel(), data); err != nil {
 		return err
 	}
@@ -233,6 +280,9 @@ func (h *cryptoSetup) handleMessage(data []byte, encLevel protocol.EncryptionLev
 			return err
 		}
 		if ev.Kind == tls.QUICNoEvent {
+			if h.releasePending {
+				h.releaseTLS()
+			}
 			return nil
 		}
 	}
@@ -270,7 +320,14 @@ func (h *cryptoSetup) handleEvent(ev tls.QUICEvent) (err error) {
 			ev.SessionState.Extra,
 			addSessionStateExtraPrefix(h.marshalDataForSessionState(ev.SessionState.EarlyData)),
 		)
-		return h.conn.StoreSession(ev.SessionState)
+		if err := h.conn.StoreSession(ev.SessionState); err != nil {
+			return err
+		}
+		// The ticket was what a client kept crypto/tls for after the
+		// handshake (handshakestate.patch); release it once this loop
+		// has drained its events.
+		h.releasePending = true
+		return nil
 	case tls.QUICResumeSession:
 		var allowEarlyData bool
 		switch h.perspective {
@@ -306,6 +363,10 @@ func (h *cryptoSetup) NextEvent() Event {
 		return Event{Kind: EventNoEvent}
 	}
 	ev := h.events[0]
+	// The array outlives the event: without this its Data (crypto/tls's
+	// buffer of the handshake messages written) stayed referenced for the
+	// connection's life (jumpfleet: handshakestate.patch).
+	h.events[0] = Event{}
 	h.events = h.events[1:]
 	return ev
 }
@@ -395,11 +456,15 @@ func (h *cryptoSetup) GetSessionTicket() ([]byte, error) {
 				h.logger.Errorf("unexpected multiple session tickets")
 				continue
 			}
-			ticket = ev.Data
+			// A copy: releaseTLS below drops the buffer ev.Data is in.
+			ticket = append([]byte(nil), ev.Data...)
 		} else {
 			h.logger.Errorf("unexpected event: %v", ev.Kind)
 		}
 	}
+	// A server's handshake needs crypto/tls for nothing after its ticket
+	// (handshakestate.patch).
+	h.releaseTLS()
 	return ticket, nil
 }
 
@@ -592,6 +657,12 @@ func (h *cryptoSetup) SetHandshakeConfirmed() {
 			h.qlogger.RecordEvent(qlog.KeyDiscarded{KeyType: qlog.KeyTypeServerHandshake})
 		}
 	}
+	// A client that keeps no session tickets needs crypto/tls for nothing
+	// once the handshake is confirmed (handshakestate.patch); one that does
+	// releases it when it has stored a ticket (handleEvent).
+	if h.perspective == protocol.PerspectiveClient && h.tlsConf != nil && h.tlsConf.ClientSessionCache == nil {
+		h.releaseTLS()
+	}
 }
 
 func (h *cryptoSetup) GetInitialSealer() (LongHeaderSealer, error) {
@@ -670,8 +741,16 @@ func (h *cryptoSetup) Get1RTTOpener() (ShortHeaderOpener, error) {
 }
 
 func (h *cryptoSetup) ConnectionState() ConnectionState {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	var st tls.ConnectionState
+	if h.state != nil { // released (handshakestate.patch)
+		st = *h.state
+	} else {
+		st = h.conn.ConnectionState()
+	}
 	return ConnectionState{
-		ConnectionState: h.conn.ConnectionState(),
+		ConnectionState: st,
 		Used0RTT:        h.used0RTT.Load(),
 	}
 }
