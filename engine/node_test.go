@@ -129,6 +129,49 @@ func TestNodeLeaseExpiryVirtualTime(t *testing.T) {
 	})
 }
 
+// TestNodeTimerFollowsDeadlines: the turn timer is moved only to an
+// earlier deadline (arm); a later one lets it fire early and re-arm. Under
+// synctest, leases must still run out exactly when due as the earliest
+// deadline moves later (client 1's progress extends its lease past client
+// 2's) and earlier (the first lease after an idle hour's timer).
+func TestNodeTimerFollowsDeadlines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		n, db := openNode(t, vfs.NewMem(), rec, nil) // 2 slots, 1-minute leases, one attempt
+		defer db.Close()
+		defer n.Close()
+		publishR2(t, n)
+		ctx := context.Background()
+		checkIn := func(c int) {
+			t.Helper()
+			if a, err := n.CheckIn(ctx, CheckIn{ID: id(c), Kind: KindActive, Platform: PlatformWindowsX64, Version: vOld}); err != nil || a.State != StateUpgrading {
+				t.Fatalf("check-in %d: %+v %v", c, a, err)
+			}
+		}
+		expired := func() int { synctest.Wait(); return rec.count(EvLeaseExpired) }
+
+		checkIn(1)                   // lease to 60 s: earlier than the idle timer's hour
+		time.Sleep(30 * time.Second) // 30 s
+		checkIn(2)                   // lease to 90 s: later, the timer is left at 60 s
+		time.Sleep(10 * time.Second) // 40 s
+		if err := n.Progress(ctx, id(1), 1); err != nil {
+			t.Fatal(err) // client 1's lease now runs to 100 s
+		}
+		time.Sleep(49 * time.Second) // 89 s: the timer fired early at 60 s and re-armed
+		if got := expired(); got != 0 {
+			t.Fatalf("%d leases expired by 89 s, want 0", got)
+		}
+		time.Sleep(2 * time.Second) // 91 s
+		if got := expired(); got != 1 {
+			t.Fatalf("%d leases expired by 91 s, want client 2's", got)
+		}
+		time.Sleep(10 * time.Second) // 101 s
+		if got := expired(); got != 2 {
+			t.Fatalf("%d leases expired by 101 s, want both", got)
+		}
+	})
+}
+
 // TestNodeRestartKeepsState closes and reopens a node: queue positions,
 // leases (with their deadlines) and settings survive.
 func TestNodeRestartKeepsState(t *testing.T) {
