@@ -236,7 +236,7 @@ func (n *Node) loop() {
 				}
 			}
 		case <-timer.t.C:
-			timer.armed = time.Time{} // out of the runtime's heap: Reset is cheap
+			timer.fired()
 		case <-n.stop:
 			return
 		case <-failed:
@@ -387,6 +387,11 @@ func (n *Node) arm(tt *turnTimer) {
 	if next, ok := n.eng.NextDeadline(now); ok {
 		at = next
 	}
+	tt.set(now, at)
+}
+
+// set makes t fire at or before at (see arm for the rule).
+func (tt *turnTimer) set(now, at time.Time) {
 	switch {
 	case tt.armed.IsZero():
 		tt.t.Reset(max(at.Sub(now), 0))
@@ -394,10 +399,14 @@ func (n *Node) arm(tt *turnTimer) {
 		tt.t.Stop()
 		tt.t = time.NewTimer(max(at.Sub(now), 0))
 	default:
-		return
+		return // fires early; the loop sets it again after that turn
 	}
 	tt.armed = at
 }
+
+// fired records that t's tick was received: t is in no heap, so the next
+// set may Reset it.
+func (tt *turnTimer) fired() { tt.armed = time.Time{} }
 
 func (n *Node) failPending(err error) {
 	for {
