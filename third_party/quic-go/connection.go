@@ -525,7 +525,7 @@ func (c *Conn) preSetup(r *pathReceiver) {
 	c.largestRcvdAppData = protocol.InvalidPacketNumber
 	c.initialStream = newInitialCryptoStream(c.perspective == protocol.PerspectiveClient)
 	c.handshakeStream = newCryptoStream()
-	c.sendQueue = newSendQueue(c.conn)
+	c.sendQueue = newSendQueue(c.conn, c.destroyImpl)
 	c.retransmissionQueue = newRetransmissionQueue()
 	c.frameParser = *wire.NewFrameParser(
 		c.config.EnableDatagrams,
@@ -569,7 +569,12 @@ func (c *Conn) preSetup(r *pathReceiver) {
 
 	c.receivedPacketHandler = *ackhandler.NewReceivedPacketHandler(c.logger)
 
-	c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+	// jumpfleet: a connection with datagrams off never uses the queue
+	// (SendDatagram, ReceiveDatagram and the frame parser refuse them), so
+	// it does not allocate one (fifth patch).
+	if c.config.EnableDatagrams {
+		c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+	}
 	c.connState.Version = c.version
 }
 
@@ -589,11 +594,7 @@ func (c *Conn) run() (err error) {
 	if err := c.handleHandshakeEvents(monotime.Now()); err != nil {
 		return err
 	}
-	go func() {
-		if err := c.sendQueue.Run(); err != nil {
-			c.destroyImpl(err)
-		}
-	}()
+	// jumpfleet: no send goroutine; the run loop writes (fifth patch).
 
 	if c.perspective == protocol.PerspectiveClient {
 		c.scheduleSending() // so the ClientHello actually gets sent
@@ -975,12 +976,7 @@ func (c *Conn) switchToNewPath(tr *Transport, now monotime.Time) {
 		c.mtuDiscoverer.Start(now)
 	}
 	c.sendQueue.Close()
-	c.sendQueue = newSendQueue(c.conn)
-	go func() {
-		if err := c.sendQueue.Run(); err != nil {
-			c.destroyImpl(err)
-		}
-	}()
+	c.sendQueue = newSendQueue(c.conn, c.destroyImpl)
 }
 
 func (c *Conn) handleHandshakeComplete(now monotime.Time) error {
@@ -2277,6 +2273,12 @@ func (c *Conn) handleDatagramFrame(f *wire.DatagramFrame) error {
 		return &qerr.TransportError{
 			ErrorCode:    qerr.ProtocolViolation,
 			ErrorMessage: "DATAGRAM frame too large",
+		}
+	}
+	if c.datagramQueue == nil { // jumpfleet: the parser refuses these already
+		return &qerr.TransportError{
+			ErrorCode:    qerr.ProtocolViolation,
+			ErrorMessage: "DATAGRAM frame with datagrams off",
 		}
 	}
 	c.datagramQueue.HandleDatagramFrame(f)
