@@ -161,7 +161,9 @@ func TestNoSendGoroutine(t *testing.T) {
 	before := settled()
 	open(n)
 	after := settled()
-	if per := float64(after-before) / n; per > 2 {
-		t.Fatalf("%.1f goroutines per connection pair, want 2 (one run loop each side)", per)
+	// 2 per pair, and upstream's 4; the margin is for a handshake
+	// goroutine (the server's handleNewConn) still on its way out.
+	if per := float64(after-before) / n; per > 2.5 {
+		t.Fatalf("%.1f goroutines per connection pair, want 2 (one run loop each side; 4 with send goroutines)", per)
 	}
 }
