@@ -82,6 +82,9 @@ func TestSpawnedBrokerAcrossProcesses(t *testing.T) {
 	if s.ServerCPUusPerCheckin == nil || *s.ServerCPUusPerCheckin <= 0 || s.ServerRSSBytes == nil || *s.ServerRSSBytes <= 0 {
 		t.Fatalf("server CPU %v, RSS %v: want both read from /metrics", s.ServerCPUusPerCheckin, s.ServerRSSBytes)
 	}
+	if s.ConnectS == nil || *s.ConnectS <= 0 || s.ConnectServerCPUusPerClient == nil || *s.ConnectServerCPUusPerClient <= 0 {
+		t.Fatalf("connect phase %v s, %v µs of server CPU per client: want both measured", s.ConnectS, s.ConnectServerCPUusPerClient)
+	}
 	st, err := NewAdmin(sp.Ctl, sp.Key).Status(ctx)
 	if err != nil {
 		t.Fatal(err)

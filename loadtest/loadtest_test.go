@@ -182,8 +182,11 @@ func TestSteadyCountsCheckIns(t *testing.T) {
 	if s.Checkins == 0 || s.CheckinsPerS <= 0 || s.LatencyP50ms <= 0 || s.LatencyP99ms < s.LatencyP50ms {
 		t.Fatalf("check-ins %d (%.0f/s), p50 %.3f ms, p99 %.3f ms", s.Checkins, s.CheckinsPerS, s.LatencyP50ms, s.LatencyP99ms)
 	}
-	if s.ServerCPUusPerCheckin != nil || !strings.Contains(strings.Join(s.Notes, " "), "not measured") {
-		t.Fatalf("in-process broker: server CPU must be null with a note, got %v %v", s.ServerCPUusPerCheckin, s.Notes)
+	if s.ServerCPUusPerCheckin != nil || s.ConnectServerCPUusPerClient != nil || !strings.Contains(strings.Join(s.Notes, " "), "not measured") {
+		t.Fatalf("in-process broker: server CPU must be null with a note, got %v, %v, %v", s.ServerCPUusPerCheckin, s.ConnectServerCPUusPerClient, s.Notes)
+	}
+	if s.ConnectS == nil || *s.ConnectS <= 0 {
+		t.Fatalf("connect phase %v s: want it measured with any broker", s.ConnectS)
 	}
 	js, _ := json.Marshal(s)
 	for _, k := range []string{"clients", "active", "passive", "jumpoints", "checkins_per_s", "handshakes_per_s",

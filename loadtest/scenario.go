@@ -85,6 +85,7 @@ func (r *run) run(ctx context.Context) error {
 	stopProgress := r.progress(ctx)
 	defer stopProgress()
 
+	cpu0, _, measured, _ := r.b.Control.Process(ctx)
 	t0 := time.Now()
 	if err := r.fl.start(ctx, installers); err != nil {
 		return err
@@ -92,7 +93,7 @@ func (r *run) run(ctx context.Context) error {
 	if err := r.waitEnrolled(ctx); err != nil {
 		return err
 	}
-	r.note("fleet of %d enrolled and checked in after %.1fs", cfg.Fleet(), time.Since(t0).Seconds())
+	r.connected(ctx, time.Since(t0), cpu0, measured)
 
 	switch cfg.Scenario {
 	case ScenarioSteady:
@@ -105,6 +106,23 @@ func (r *run) run(ctx context.Context) error {
 		return r.storm(ctx)
 	}
 	return nil
+}
+
+// connected records the connect phase: how long the fleet took to enroll
+// and check in once, and what it cost the broker per client (its CPU over
+// the phase, when it is another process). Most of that is handshakes, so
+// runs of one command on one machine should agree on it; when they do
+// not, the machine (or the code) changed, which is worth knowing before
+// comparing their other figures.
+func (r *run) connected(ctx context.Context, took time.Duration, cpu0 float64, measured bool) {
+	r.note("fleet of %d enrolled and checked in after %.1fs", r.cfg.Fleet(), took.Seconds())
+	r.sum.ConnectS = ptr(took.Seconds())
+	if !measured || r.cfg.Fleet() == 0 {
+		return
+	}
+	if cpu, _, ok, err := r.b.Control.Process(ctx); err == nil && ok {
+		r.sum.ConnectServerCPUusPerClient = ptr((cpu - cpu0) / float64(r.cfg.Fleet()) * 1e6)
+	}
 }
 
 // waitEnrolled waits until every agent has enrolled and checked in once.

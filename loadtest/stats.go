@@ -636,6 +636,16 @@ type Summary struct {
 	ServerCPUusPerCheckin *float64 `json:"server_cpu_us_per_checkin"`
 	ServerRSSBytes        *float64 `json:"server_rss_bytes"`
 
+	// ConnectS is how long the fleet took to enroll and check in once,
+	// before the scenario began; ConnectServerCPUusPerClient is the
+	// broker's CPU over that phase per client (null when the broker runs
+	// in this process). The same command on the same machine should give
+	// about the same cost: a run where it differs ran on a machine (or
+	// code) whose handshakes cost more, and its other figures are not
+	// comparable with the others'.
+	ConnectS                    *float64 `json:"connect_s"`
+	ConnectServerCPUusPerClient *float64 `json:"connect_server_cpu_us_per_client"`
+
 	// Notes say in words what a null figure or a failed target means.
 	Notes []string `json:"notes,omitempty"`
 }
