@@ -10,23 +10,20 @@ import (
 	"errors"
 	"net"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go/internal/protocol"
 )
 
-// recConn is a sendConn that records what is written.
+// recConn is a sendConn that records what is written (on the test's
+// goroutine: Send writes on its caller's).
 type recConn struct {
-	mu      sync.Mutex
 	written [][]byte
 	err     error
 }
 
 func (c *recConn) Write(b []byte, _ uint16, _ protocol.ECN) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.written = append(c.written, append([]byte(nil), b...))
 	return c.err
 }
@@ -37,11 +34,7 @@ func (c *recConn) RemoteAddr() net.Addr                       { return nil }
 func (c *recConn) ChangeRemoteAddr(net.Addr, packetInfo)      {}
 func (c *recConn) capabilities() connCapabilities             { return connCapabilities{} }
 
-func (c *recConn) got() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.written
-}
+func (c *recConn) got() [][]byte { return c.written }
 
 // packet is a one-byte packet carrying b.
 func packet(b byte) *packetBuffer {
