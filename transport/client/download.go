@@ -107,6 +107,7 @@ func (c *Conn) Download(ctx context.Context, offer *wire.UpgradeOffer, pub ed255
 				next = min(next, r.off+int64(len(ck.Data)))
 			}
 			got += int64(len(ck.Data))
+			ck.Release()
 		}
 		if firstErr != nil {
 			return firstErr
