@@ -22,6 +22,12 @@ import (
 
 const snapshotEvery = 100 * time.Millisecond
 
+// histogramEvery: every so many of a child's snapshot lines carry its
+// histograms (once a second), as does its last. A window's latency
+// figures are then from histograms up to a second older than its
+// counters, at both ends alike.
+const histogramEvery = 10
+
 // childCmd is one command from the parent.
 type childCmd struct {
 	Cmd        string            `json:"cmd"` // start, epoch, consoles, stop
@@ -69,14 +75,14 @@ func RunChild(ctx context.Context, cfg Config, d Dialer, shard, shards int, in i
 	enc := json.NewEncoder(out)
 	t := time.NewTicker(snapshotEvery)
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-readErr:
 			return err
 		case <-t.C:
-			s := f.snapshot()
+			s := f.snap(tick%histogramEvery == 0)
 			s.Flight, s.Turns = rec.takeFlight(), rec.takeTurns()
 			if err := enc.Encode(s); err != nil {
 				return err
@@ -184,6 +190,7 @@ func startRemote(ctx context.Context, cfg *Config) (*remoteFleet, error) {
 					s.Turns = nil
 				}
 				k.mu.Lock()
+				keepHistograms(&s, &k.last)
 				k.last = s
 				k.mu.Unlock()
 			}
@@ -281,4 +288,14 @@ func (rf *remoteFleet) stop() {
 			}
 		}
 	})
+}
+
+// keepHistograms gives s, a child's snapshot line without histograms
+// (Latency nil), the ones of its previous line.
+func keepHistograms(s, prev *Snapshot) {
+	if s.Latency != nil {
+		return
+	}
+	s.Latency, s.Connect, s.JumpLag = prev.Latency, prev.Connect, prev.JumpLag
+	s.Fetch, s.Restart = prev.Fetch, prev.Restart
 }

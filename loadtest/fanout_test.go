@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,4 +182,52 @@ func TestFlightMaxReplaysProcessesInTimeOrder(t *testing.T) {
 	if m, v := flightMax([]int64{1, -2, 2, -3}, 1); m != 1 || v != 0 {
 		t.Fatalf("back-to-back upgrades: max %d, %d violations; want 1, 0", m, v)
 	}
+}
+
+// TestSnapshotLinesWithoutHistograms: a child's line without histograms
+// carries nil ones, and the parent keeps the child's previous histograms
+// for it, so a merge between two full lines sees the last ones sent.
+func TestSnapshotLinesWithoutHistograms(t *testing.T) {
+	rec := NewRecorder(1)
+	rec.Latency.Record(3 * time.Millisecond)
+	full := rec.snapshot(true)
+	if full.Latency == nil || full.Connect == nil || len(full.Latency) != 1 {
+		t.Fatalf("full snapshot histograms: latency %v connect %v", full.Latency, full.Connect)
+	}
+	rec.checkins.Add(5)
+	rec.Latency.Record(3 * time.Millisecond)
+	line := rec.snapshot(false)
+	if line.Latency != nil || line.Connect != nil || line.Fetch != nil || line.Restart != nil || line.JumpLag != nil {
+		t.Fatal("counters-only snapshot carries histograms")
+	}
+	// Through JSON, as between the processes.
+	b, err := json.Marshal(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Snapshot
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	keepHistograms(&got, &full)
+	if got.Checkins != 5 || !maps.Equal(got.Latency, full.Latency) || got.Connect == nil {
+		t.Fatalf("after keepHistograms: checkins %d latency %v", got.Checkins, got.Latency)
+	}
+	// A full line replaces them.
+	next := rec.snapshot(true)
+	keepHistograms(&next, &got)
+	if n := Merge(next).Latency; n[bucketOf(t, 3*time.Millisecond)] != 2 {
+		t.Fatalf("full line after: latency %v", n)
+	}
+}
+
+func bucketOf(t *testing.T, d time.Duration) int {
+	t.Helper()
+	var h Histogram
+	h.Record(d)
+	for i := range h.Buckets() {
+		return i
+	}
+	t.Fatal("no bucket")
+	return 0
 }

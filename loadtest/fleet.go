@@ -124,8 +124,11 @@ func (f *fleet) start(parent context.Context, installers map[engine.Kind]string)
 	return nil
 }
 
-func (f *fleet) snapshot() Snapshot {
-	s := f.rec.Snapshot()
+func (f *fleet) snapshot() Snapshot { return f.snap(true) }
+
+// snap is the fleet's snapshot, with the recorder's histograms if hist.
+func (f *fleet) snap(hist bool) Snapshot {
+	s := f.rec.snapshot(hist)
 	s.Enrolled, s.FailedEnroll = f.enrolled.Load(), f.failedEn.Load()
 	s.Reconnected, s.Jumps = f.reconnected.Load(), f.jumps.Load()
 	return s
