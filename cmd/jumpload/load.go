@@ -421,12 +421,15 @@ func runAgents(args []string) error {
 	if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil {
 		return fmt.Errorf("--shard %q: want I/N", *shard)
 	}
-	shareCores(n)   // n load processes share the cores (nice.go)
-	staggerGC(i, n) // n load processes do not collect in lockstep (nice.go)
+	shareCores(n)                           // n load processes share the cores (nice.go)
+	if err := staggerGC(i, n); err != nil { // n load processes do not collect in lockstep (nice.go)
+		return err
+	}
 	// JUMPLOAD_PROFILE=PREFIX writes each load process's CPU profile of
 	// the whole run to PREFIX.cpu.I and its heap profile after
-	// JUMPLOAD_HEAP_AFTER (default 10m) to PREFIX.heap.I: where a
-	// full-size run's client-side CPU and memory go.
+	// JUMPLOAD_HEAP_AFTER (default 10m; a comma-separated list takes one
+	// profile at each) to PREFIX.heap.I: where a full-size run's
+	// client-side CPU and memory go.
 	if prefix := os.Getenv("JUMPLOAD_PROFILE"); prefix != "" {
 		stopProfiles, err := profileChild(prefix, i)
 		if err != nil {
@@ -455,19 +458,43 @@ func profileChild(prefix string, i int) (func(), error) {
 		_ = f.Close()
 		return nil, err
 	}
-	after := 10 * time.Minute
-	if d, err := time.ParseDuration(os.Getenv("JUMPLOAD_HEAP_AFTER")); err == nil && d > 0 {
-		after = d
-	}
-	heap := time.AfterFunc(after, func() {
-		if hf, err := os.Create(fmt.Sprintf("%s.heap.%d", prefix, i)); err == nil {
-			_ = pprof.WriteHeapProfile(hf)
-			_ = hf.Close()
+	afters := heapAfter(os.Getenv("JUMPLOAD_HEAP_AFTER"))
+	heaps := make([]*time.Timer, len(afters))
+	for k, after := range afters {
+		name := fmt.Sprintf("%s.heap.%d", prefix, i)
+		if k > 0 {
+			name += fmt.Sprintf(".%d", k+1)
 		}
-	})
+		heaps[k] = time.AfterFunc(after, func() {
+			if hf, err := os.Create(name); err == nil {
+				_ = pprof.WriteHeapProfile(hf)
+				_ = hf.Close()
+			}
+		})
+	}
 	return func() {
-		heap.Stop()
+		for _, h := range heaps {
+			h.Stop()
+		}
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}, nil
+}
+
+// heapAfter parses JUMPLOAD_HEAP_AFTER: one duration, or several separated
+// by commas (the second profile goes to PREFIX.heap.I.2 and so on, so that
+// two profiles of one run can be compared with pprof -base: what the run
+// allocated between them). Unset or unparsable entries give the default,
+// 10 minutes.
+func heapAfter(v string) []time.Duration {
+	var out []time.Duration
+	for _, s := range strings.Split(v, ",") {
+		if d, err := time.ParseDuration(strings.TrimSpace(s)); err == nil && d > 0 {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		out = []time.Duration{10 * time.Minute}
+	}
+	return out
 }

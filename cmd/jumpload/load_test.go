@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadFlagsRefuseWhatCannotRun(t *testing.T) {
@@ -53,5 +55,24 @@ func TestRolloutInProcPrintsTheSummary(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"seed 3"`) {
 		t.Fatalf("the seed is not in the summary's notes: %s", out.String())
+	}
+}
+
+// TestHeapAfter: JUMPLOAD_HEAP_AFTER takes one duration or a list; what
+// does not parse is skipped, and nothing usable gives the 10-minute default.
+func TestHeapAfter(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []time.Duration
+	}{
+		{"", []time.Duration{10 * time.Minute}},
+		{"45s", []time.Duration{45 * time.Second}},
+		{"150s, 270s", []time.Duration{150 * time.Second, 270 * time.Second}},
+		{"x,2m,-1s", []time.Duration{2 * time.Minute}},
+		{"x", []time.Duration{10 * time.Minute}},
+	} {
+		if got := heapAfter(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("heapAfter(%q) = %v, want %v", c.in, got, c.want)
+		}
 	}
 }

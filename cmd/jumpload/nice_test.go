@@ -78,13 +78,67 @@ func TestGCPercent(t *testing.T) {
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
 	t.Setenv("GOGC", "")
-	staggerGC(3, 4)
+	t.Setenv("JUMPLOAD_AGENT_MEMLIMIT", "")
+	if err := staggerGC(3, 4); err != nil {
+		t.Fatal(err)
+	}
 	if got := debug.SetGCPercent(100); got != 125 {
 		t.Errorf("after staggerGC(3, 4): GOGC %d, want 125", got)
 	}
 	t.Setenv("GOGC", "300")
-	staggerGC(0, 4)
+	if err := staggerGC(0, 4); err != nil {
+		t.Fatal(err)
+	}
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("staggerGC with GOGC set: GOGC changed to %d", got)
+	}
+}
+
+// TestAgentMemLimit: JUMPLOAD_AGENT_MEMLIMIT turns pacing off and sets
+// limits spread from 85 % to 115 % over the processes; a bad value is an
+// error and changes nothing.
+func TestAgentMemLimit(t *testing.T) {
+	want := []int64{850, 950, 1050, 1150}
+	for i := range 4 {
+		if got := memLimit(i, 4, 1000); got != want[i] {
+			t.Errorf("process %d of 4: limit %d, want %d", i, got, want[i])
+		}
+	}
+	if got := memLimit(0, 1, 1000); got != 1000 {
+		t.Errorf("one process: limit %d, want 1000", got)
+	}
+	for in, want := range map[string]int64{"2560MiB": 2560 << 20, "3GiB": 3 << 30, "4096": 4096, "8KiB": 8 << 10} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1GiB", "0", "2.5GiB", "lots", "9999999999999GiB"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q): no error", in)
+		}
+	}
+
+	prevPct := debug.SetGCPercent(100)
+	prevLim := debug.SetMemoryLimit(-1)
+	defer func() {
+		debug.SetGCPercent(prevPct)
+		debug.SetMemoryLimit(prevLim)
+	}()
+	t.Setenv("JUMPLOAD_AGENT_MEMLIMIT", "nonsense")
+	if err := staggerGC(1, 4); err == nil {
+		t.Error("bad JUMPLOAD_AGENT_MEMLIMIT accepted")
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("bad limit changed GOGC to %d", got)
+	}
+	t.Setenv("JUMPLOAD_AGENT_MEMLIMIT", "1000MiB")
+	if err := staggerGC(3, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != -1 {
+		t.Errorf("with a limit: GOGC %d, want off (-1)", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1150<<20 {
+		t.Errorf("process 3 of 4: memory limit %d, want %d", got, int64(1150<<20))
 	}
 }
