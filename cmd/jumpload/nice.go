@@ -134,8 +134,8 @@ func memLimit(i, n int, limit int64) int64 {
 }
 
 // parseBytes reads a byte count with an optional KiB, MiB or GiB suffix.
-func parseBytes(s string) (int64, error) {
-	mult := int64(1)
+func parseBytes(v string) (int64, error) {
+	s, mult := v, int64(1)
 	for _, u := range []struct {
 		suffix string
 		mult   int64
@@ -147,7 +147,7 @@ func parseBytes(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a positive byte count (e.g. 2560MiB)", s)
+		return 0, fmt.Errorf("%q is not a positive byte count (e.g. 2560MiB)", v)
 	}
 	return n * mult, nil
 }

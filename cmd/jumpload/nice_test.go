@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -115,6 +116,8 @@ func TestAgentMemLimit(t *testing.T) {
 	for _, in := range []string{"", "MiB", "-1GiB", "0", "2.5GiB", "lots", "9999999999999GiB"} {
 		if _, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q): no error", in)
+		} else if !strings.Contains(err.Error(), fmt.Sprintf("%q", in)) {
+			t.Errorf("parseBytes(%q): error %q does not name the value", in, err)
 		}
 	}
 
