@@ -75,14 +75,15 @@ func RunChild(ctx context.Context, cfg Config, d Dialer, shard, shards int, in i
 	enc := json.NewEncoder(out)
 	t := time.NewTicker(snapshotEvery)
 	defer t.Stop()
-	for tick := 0; ; tick++ {
+	for lines := 0; ; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-readErr:
 			return err
 		case <-t.C:
-			s := f.snap(tick%histogramEvery == 0)
+			s := f.snap(lines%histogramEvery == 0)
+			lines++
 			s.Flight, s.Turns = rec.takeFlight(), rec.takeTurns()
 			if err := enc.Encode(s); err != nil {
 				return err
@@ -293,9 +294,7 @@ func (rf *remoteFleet) stop() {
 // keepHistograms gives s, a child's snapshot line without histograms
 // (Latency nil), the ones of its previous line.
 func keepHistograms(s, prev *Snapshot) {
-	if s.Latency != nil {
-		return
+	if s.Latency == nil {
+		s.histograms = prev.histograms
 	}
-	s.Latency, s.Connect, s.JumpLag = prev.Latency, prev.Connect, prev.JumpLag
-	s.Fetch, s.Restart = prev.Fetch, prev.Restart
 }

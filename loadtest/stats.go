@@ -455,13 +455,7 @@ type Snapshot struct {
 	Jumps        int64             `json:"jumps"`
 	Errors       map[string]int64  `json:"errors"`
 	ErrorSamples map[string]string `json:"error_samples,omitempty"`
-	// The histograms. Latency is nil (null) in a line without them; a
-	// parent keeps the child's previous ones (keepHistograms).
-	Latency map[int]int64 `json:"latency"`
-	Connect map[int]int64 `json:"connect"`
-	JumpLag map[int]int64 `json:"jump_lag"`
-	Fetch   map[int]int64 `json:"fetch,omitempty"`
-	Restart map[int]int64 `json:"restart,omitempty"`
+	histograms
 	// Flight carries a child's in-flight changes since its previous line,
 	// Turns its first upgrade starts.
 	Flight []int64 `json:"flight,omitempty"`
@@ -483,8 +477,8 @@ func (r *Recorder) snapshot(hist bool) Snapshot {
 		LastDone: r.lastDone.Load(), Errors: map[string]int64{},
 	}
 	if hist {
-		s.Latency, s.Connect, s.JumpLag = r.Latency.Buckets(), r.Connect.Buckets(), r.JumpLag.Buckets()
-		s.Fetch, s.Restart = r.Fetch.Buckets(), r.Restart.Buckets()
+		s.histograms = histograms{Latency: r.Latency.Buckets(), Connect: r.Connect.Buckets(), JumpLag: r.JumpLag.Buckets(),
+			Fetch: r.Fetch.Buckets(), Restart: r.Restart.Buckets()}
 	}
 	r.mu.Lock()
 	for k, v := range r.errors {
@@ -497,14 +491,25 @@ func (r *Recorder) snapshot(hist bool) Snapshot {
 	return s
 }
 
+// histograms are a Snapshot's histograms, in one place so that a line
+// without them (Latency nil, JSON null) can take the previous line's
+// whole (keepHistograms). Their fields are promoted: the JSON is flat.
+type histograms struct {
+	Latency map[int]int64 `json:"latency"`
+	Connect map[int]int64 `json:"connect"`
+	JumpLag map[int]int64 `json:"jump_lag"`
+	Fetch   map[int]int64 `json:"fetch,omitempty"`
+	Restart map[int]int64 `json:"restart,omitempty"`
+}
+
 // Merge adds the snapshots of several processes into one recorder view.
 // In-flight counts add up (each process saw its own clients); the maximum
 // in flight at once across processes is not a sum of maxima: Merge adds
 // them (an upper bound) and a parent replaces it with the replay of the
 // children's Flight changes (flightMax).
 func Merge(snaps ...Snapshot) Snapshot {
-	out := Snapshot{Errors: map[string]int64{}, ErrorSamples: map[string]string{}, Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{},
-		Fetch: map[int]int64{}, Restart: map[int]int64{}}
+	out := Snapshot{Errors: map[string]int64{}, ErrorSamples: map[string]string{}, histograms: histograms{
+		Latency: map[int]int64{}, Connect: map[int]int64{}, JumpLag: map[int]int64{}, Fetch: map[int]int64{}, Restart: map[int]int64{}}}
 	for _, s := range snaps {
 		out.Checkins += s.Checkins
 		out.Handshakes += s.Handshakes

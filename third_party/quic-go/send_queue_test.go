@@ -34,8 +34,6 @@ func (c *recConn) RemoteAddr() net.Addr                       { return nil }
 func (c *recConn) ChangeRemoteAddr(net.Addr, packetInfo)      {}
 func (c *recConn) capabilities() connCapabilities             { return connCapabilities{} }
 
-func (c *recConn) got() [][]byte { return c.written }
-
 // packet is a one-byte packet carrying b.
 func packet(b byte) *packetBuffer {
 	p := getPacketBuffer()
@@ -50,7 +48,7 @@ func TestSendWritesAtOnce(t *testing.T) {
 	q := newSendQueue(c, func(err error) { t.Errorf("onError(%v) with no error", err) })
 	for b := byte(1); b <= 20; b++ { // more than upstream's queue of 8
 		q.Send(packet(b), 0, protocol.ECNNon)
-		if got := c.got(); len(got) != int(b) || got[b-1][0] != b {
+		if got := c.written; len(got) != int(b) || got[b-1][0] != b {
 			t.Fatalf("after Send(%d): written %v", b, got)
 		}
 		if q.WouldBlock() {
@@ -75,7 +73,7 @@ func TestSendErrorClosesOnce(t *testing.T) {
 	if len(errs) != 1 || !errors.Is(errs[0], boom) {
 		t.Fatalf("onError got %v, want the write's error once", errs)
 	}
-	if got := c.got(); len(got) != 1 {
+	if got := c.written; len(got) != 1 {
 		t.Fatalf("%d writes, want 1 (nothing after the error)", len(got))
 	}
 }
@@ -88,7 +86,7 @@ func TestSendAfterCloseDropped(t *testing.T) {
 	q.Close()
 	q.Close()
 	q.Send(packet(1), 0, protocol.ECNNon)
-	if n := len(c.got()); n != 0 {
+	if n := len(c.written); n != 0 {
 		t.Fatalf("%d packets written after Close", n)
 	}
 }
