@@ -20,12 +20,20 @@ import (
 // its connection timers on most packets, until our patch in
 // third_party/quic-go): in the profile of the
 // 100,000-client QUIC rollout that walk (runtime.(*timers).adjust) was
-// 12–18 % of the broker's CPU. The sweeper checks every session's
-// deadline a few times a second (one atomic load each) and puts a past
-// deadline on the stream only when one has passed, which ends the
-// blocked Read at once, as the stream's own timer would have.
+// 12–18 % of the broker's CPU. The sweeper puts a past deadline on a
+// stream only when its deadline has passed, which ends the blocked Read
+// at once, as the stream's own timer would have.
 //
-// A deadline is therefore enforced late by up to one sweep interval
+// The sweeper looks only at the streams whose deadline may have come: a
+// deadlineWheel files each stream under the tick its deadline falls in.
+// It used to look at every live session at every sweep, which at 100,000
+// sessions was 16 % of the broker's CPU in a rollout (bench/RESULTS.md,
+// eighteenth pass): a cache miss per session, once a second. A deadline
+// that moves later, as the idle deadline does with every frame, leaves
+// the stream where it is (one atomic load); the sweeper moves it on when
+// its tick comes. So a session is touched about once per idle timeout.
+//
+// A deadline is enforced late by less than one sweep interval
 // (sweepEvery: an eighth of the shortest read deadline the server sets,
 // at most 1 s); the idle timeout is 90 s by default.
 
@@ -40,6 +48,11 @@ type quicStream struct {
 	rdl     atomic.Int64 // read deadline, unix ns; 0: none
 	dmu     sync.Mutex
 	expired bool // owned by dmu: a past deadline is on the stream
+
+	wheel *deadlineWheel // nil: deadlines are not swept (a test's stream)
+	tick  atomic.Int64   // the wheel tick it is filed under; 0: none. Written under wheel.mu
+	slot  int            // owned by wheel.mu: its index in that tick's list
+	gone  bool           // owned by wheel.mu: closed, never filed again
 }
 
 // quicCloseWait bounds how long a closed session's QUIC connection waits
@@ -48,6 +61,9 @@ const quicCloseWait = 2 * time.Second
 
 func (q *quicStream) Close() error {
 	q.once.Do(func() {
+		if q.wheel != nil {
+			q.wheel.remove(q)
+		}
 		_ = q.Stream.Close()
 		// Give the peer the stream's last bytes (an Error, a Bye with its
 		// retry-after) before the connection close overtakes them:
@@ -85,6 +101,9 @@ func (q *quicStream) SetReadDeadline(t time.Time) error {
 		q.expired = true
 		return q.Stream.SetReadDeadline(t)
 	}
+	if ns != 0 && q.wheel != nil {
+		q.wheel.file(q, ns)
+	}
 	if q.expired {
 		// The session read again after the sweeper had ended a Read (or a
 		// frame beat it): the stream must not keep the old deadline.
@@ -104,13 +123,6 @@ func (q *quicStream) expire(now int64) {
 	}
 }
 
-// due reports whether the stream's deadline is at or before now (cheap:
-// the sweeper asks every session).
-func (q *quicStream) due(now int64) bool {
-	d := q.rdl.Load()
-	return d != 0 && d <= now
-}
-
 // sweepEvery is how often the sweeper looks: an eighth of the shortest
 // read deadline a session gets, within 1 ms..1 s.
 func (c *Config) sweepEvery() time.Duration {
@@ -122,9 +134,9 @@ func (c *Config) sweepEvery() time.Duration {
 }
 
 // sweepQUICDeadlines ends the Reads of QUIC sessions whose deadline has
-// passed, every sweepEvery, until the server closes.
+// passed, every tick of the wheel, until the server closes.
 func (srv *Server) sweepQUICDeadlines() {
-	t := time.NewTicker(srv.cfg.sweepEvery())
+	t := time.NewTicker(time.Duration(srv.qdl.width))
 	defer t.Stop()
 	var due []*quicStream
 	for {
@@ -134,7 +146,7 @@ func (srv *Server) sweepQUICDeadlines() {
 		case <-t.C:
 		}
 		now := srv.now().UnixNano()
-		due = srv.reg.dueQUIC(now, due[:0])
+		due = srv.qdl.take(now, due[:0])
 		for i, q := range due {
 			q.expire(now)
 			due[i] = nil
@@ -142,18 +154,152 @@ func (srv *Server) sweepQUICDeadlines() {
 	}
 }
 
-// dueQUIC appends the QUIC streams of live sessions whose read deadline
-// is at or before now.
-func (r *registry) dueQUIC(now int64, out []*quicStream) []*quicStream {
-	for i := range r.all {
-		sh := &r.all[i]
-		sh.mu.Lock()
-		for _, s := range sh.m {
-			if q, ok := s.conn.(*quicStream); ok && q.due(now) {
-				out = append(out, q)
+// deadlineWheel files QUIC streams under the tick (a span of width ns)
+// their read deadline falls in, rounded up, so that a sweep at time now
+// takes only the ticks up to now: every stream it finds there is due,
+// unless its deadline has moved since. A stream is filed under one tick
+// at most (tick and slot, owned by mu): a later deadline leaves it there,
+// to be moved on by take; an earlier one moves it at once.
+type deadlineWheel struct {
+	width int64 // ns
+
+	mu    sync.Mutex
+	ticks map[int64][]*quicStream // owned by mu
+	next  int64                   // owned by mu: the first tick not yet taken
+	spare [][]*quicStream         // owned by mu: emptied lists, for reuse
+}
+
+// maxSpare bounds the wheel's free list of tick lists.
+const maxSpare = 64
+
+func newDeadlineWheel(width time.Duration, now time.Time) *deadlineWheel {
+	w := &deadlineWheel{width: max(int64(width), 1), ticks: make(map[int64][]*quicStream)}
+	w.next = w.tickOf(now.UnixNano())
+	return w
+}
+
+// tickOf is the tick a deadline at ns is filed under: the first whose
+// start is at or after it.
+func (w *deadlineWheel) tickOf(ns int64) int64 {
+	return (ns + w.width - 1) / w.width
+}
+
+// file puts q under the tick of its new deadline ns, unless it is already
+// filed under that tick or an earlier one (then take moves it on).
+func (w *deadlineWheel) file(q *quicStream, ns int64) {
+	tk := w.tickOf(ns)
+	// Fast path, without the lock: rdl was stored before this load, and
+	// take clears tick before it loads rdl, so a take that has already
+	// unfiled q sees the new deadline and files it again itself.
+	if cur := q.tick.Load(); cur != 0 && cur <= tk {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if q.gone {
+		return
+	}
+	if cur := q.tick.Load(); cur != 0 {
+		if cur <= tk {
+			return
+		}
+		w.unfile(q)
+	}
+	w.put(q, max(tk, w.next))
+}
+
+// put files q under tick tk. Called with mu held, q not filed.
+func (w *deadlineWheel) put(q *quicStream, tk int64) {
+	l, ok := w.ticks[tk]
+	if !ok && len(w.spare) > 0 {
+		l, w.spare = w.spare[len(w.spare)-1], w.spare[:len(w.spare)-1]
+	}
+	q.slot = len(l)
+	w.ticks[tk] = append(l, q)
+	q.tick.Store(tk)
+}
+
+// unfile takes q out of its tick's list. Called with mu held, q filed.
+func (w *deadlineWheel) unfile(q *quicStream) {
+	tk := q.tick.Load()
+	l := w.ticks[tk]
+	last := len(l) - 1
+	if q.slot != last {
+		l[q.slot] = l[last]
+		l[q.slot].slot = q.slot
+	}
+	l[last] = nil
+	if last == 0 {
+		delete(w.ticks, tk)
+		w.recycle(l[:0])
+	} else {
+		w.ticks[tk] = l[:last]
+	}
+	q.tick.Store(0)
+}
+
+func (w *deadlineWheel) recycle(l []*quicStream) {
+	if len(w.spare) < maxSpare {
+		w.spare = append(w.spare, l)
+	}
+}
+
+// remove takes a closing stream out of the wheel for good, so that the
+// wheel holds no closed connection until its deadline.
+func (w *deadlineWheel) remove(q *quicStream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q.gone = true
+	if q.tick.Load() != 0 {
+		w.unfile(q)
+	}
+}
+
+// take appends the streams whose deadline is at or before now, taking
+// them out of the wheel, and files the others it finds under the tick of
+// their deadline as it is now (a stream without one is left unfiled: its
+// next deadline files it).
+func (w *deadlineWheel) take(now int64, out []*quicStream) []*quicStream {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := now / w.width // ticks up to here have started
+	if last < w.next {
+		return out
+	}
+	first := w.next
+	w.next = last + 1
+	if last-first >= int64(len(w.ticks)) {
+		// A long gap (a paused clock, a test's): visit the filed ticks
+		// instead of every tick in between.
+		for tk, l := range w.ticks {
+			if tk <= last {
+				out = w.takeTick(tk, l, now, out)
 			}
 		}
-		sh.mu.Unlock()
+		return out
 	}
+	for tk := first; tk <= last; tk++ {
+		if l, ok := w.ticks[tk]; ok {
+			out = w.takeTick(tk, l, now, out)
+		}
+	}
+	return out
+}
+
+// takeTick empties one tick's list (see take). Called with mu held.
+func (w *deadlineWheel) takeTick(tk int64, l []*quicStream, now int64, out []*quicStream) []*quicStream {
+	delete(w.ticks, tk)
+	for i, q := range l {
+		l[i] = nil
+		q.tick.Store(0) // before the load of rdl: see file
+		switch d := q.rdl.Load(); {
+		case d == 0:
+		case d <= now:
+			out = append(out, q)
+		default:
+			w.put(q, max(w.tickOf(d), w.next))
+		}
+	}
+	w.recycle(l[:0])
 	return out
 }

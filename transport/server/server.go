@@ -36,6 +36,7 @@ type Server struct {
 	m       *metrics
 	log     *zap.Logger
 	reg     *registry
+	qdl     *deadlineWheel // QUIC streams' read deadlines; set in Start before any QUIC accept
 	nonces  *nonceWindow
 	bytes   *rate.Limiter // shared package bytes/s
 	accept  *rate.Limiter // accepted connections/s
@@ -199,11 +200,15 @@ func (srv *Server) Start() error {
 	srv.goFn(func() { _ = srv.httpSrv.Serve(srv.httpLn) })
 	srv.goFn(func() { _ = srv.rejectSrv.Serve(srv.rejectLn) })
 	srv.goFn(func() { srv.acceptTCP(tcpLn) })
+	if len(qs) > 0 {
+		// Half a sweep interval a tick: a deadline is filed under the
+		// tick it falls in, rounded up, and taken at the first sweep after
+		// that tick starts, so it is enforced less than a sweep late.
+		srv.qdl = newDeadlineWheel(srv.cfg.sweepEvery()/2, srv.now())
+		srv.goFn(srv.sweepQUICDeadlines)
+	}
 	for _, q := range qs {
 		srv.goFn(func() { srv.acceptQUIC(q.ln) })
-	}
-	if len(qs) > 0 {
-		srv.goFn(srv.sweepQUICDeadlines)
 	}
 	for range srv.cfg.PushWorkers {
 		srv.goFn(srv.pushWorker)
@@ -526,7 +531,7 @@ func (srv *Server) serveQUIC(qc *quic.Conn) {
 		}
 		return
 	}
-	qs := &quicStream{Stream: st, conn: qc, wg: &srv.wg}
+	qs := &quicStream{Stream: st, conn: qc, wg: &srv.wg, wheel: srv.qdl}
 	if release == nil {
 		srv.m.drop(reason)
 		s := srv.newSession(qs, "quic", nil, nil)
