@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -180,5 +181,38 @@ func TestPassiveBurstLateness(t *testing.T) {
 			}
 			t.Logf("%d later than a period, worst %.0f s after its turn", r.PassiveLate, r.PassiveLateMaxS)
 		})
+	}
+}
+
+// TestIdealMakespanRolloutSchedules pins the floors of the 100,000-client
+// rollout schedules that bench/RESULTS.md (eighteenth pass) compares: the
+// same bound F·D/N = 1,200 s and start pacing 2N/D (burst one second of
+// it), seed 1 as jumpload's default. Run with -v for the table.
+func TestIdealMakespanRolloutSchedules(t *testing.T) {
+	for _, c := range []struct {
+		slots  int
+		d      time.Duration
+		jitter float64
+		rate   float64 // 0: unpaced
+		want   float64 // floor ÷ bound
+	}{
+		{5000, 60 * time.Second, 0.1, 166.7, 1.0411},
+		{5000, 60 * time.Second, 0.1, 0, 1.0292},
+		{2500, 30 * time.Second, 0.1, 166.7, 1.0200},
+		{2000, 24 * time.Second, 0.1, 166.7, 1.0159},
+		{1000, 12 * time.Second, 0.1, 166.7, 1.0074},
+		{1000, 12 * time.Second, 0.2, 166.7, 1.0083},
+		{500, 6 * time.Second, 0.1, 166.7, 1.0034},
+	} {
+		rate, burst := c.rate, int(math.Ceil(c.rate)) // as jumpload's startBurst
+		if rate == 0 {
+			rate, burst = 1e6, c.slots
+		}
+		bound := 100000 * c.d.Seconds() / float64(c.slots)
+		got := IdealMakespan(100000, c.slots, c.d, c.jitter, rate, max(burst, 1), 1) / bound
+		t.Logf("%5d slots × %v ±%.0f%%, starts %v/s: floor %.4f × the bound", c.slots, c.d, c.jitter*100, c.rate, got)
+		if math.Abs(got-c.want) > 0.00005 {
+			t.Errorf("%d slots × %v ±%.0f%%: floor %.5f × the bound, want %.4f", c.slots, c.d, c.jitter*100, got, c.want)
+		}
 	}
 }

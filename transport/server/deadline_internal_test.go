@@ -30,9 +30,10 @@ func TestDeadlineWheelModel(t *testing.T) {
 	}
 	setDeadline := func(i int, d int64) { // as SetReadDeadline does
 		q := qs[i]
-		q.rdl.Store(d)
-		if d != 0 && d > now {
-			w.file(q, d)
+		if d > now {
+			fileAt(q, d)
+		} else {
+			q.rdl.Store(d)
 		}
 		ms[i].waiting = d > now && !q.gone
 	}
@@ -77,6 +78,13 @@ func TestDeadlineWheelModel(t *testing.T) {
 	if returned == 0 {
 		t.Fatal("no sweep returned a stream: the test exercised nothing")
 	}
+}
+
+// fileAt records deadline d on q and files it, as SetReadDeadline does
+// with a deadline still to come.
+func fileAt(q *quicStream, d int64) {
+	q.rdl.Store(d)
+	q.wheel.file(q, d)
 }
 
 func indexOf(qs []*quicStream, q *quicStream) int {
@@ -127,27 +135,22 @@ func checkWheel(t *testing.T, step int, w *deadlineWheel, qs []*quicStream) {
 func TestDeadlineWheelMovesLaterLazily(t *testing.T) {
 	w := newDeadlineWheel(10, time.Unix(0, 0))
 	q := &quicStream{wheel: w}
-	q.rdl.Store(25)
-	w.file(q, 25)
-	if got := q.tick.Load(); got != 3 {
-		t.Fatalf("deadline 25 filed under tick %d, want 3", got)
+	tickIs := func(want int64, after string) {
+		t.Helper()
+		if got := q.tick.Load(); got != want {
+			t.Fatalf("after %s the stream is under tick %d, want %d", after, got, want)
+		}
 	}
-	q.rdl.Store(95)
-	w.file(q, 95)
-	if got := q.tick.Load(); got != 3 {
-		t.Fatalf("a later deadline moved the stream to tick %d; want it left at 3", got)
-	}
+	fileAt(q, 25)
+	tickIs(3, "deadline 25")
+	fileAt(q, 95)
+	tickIs(3, "a later deadline (95)") // left where it was
 	if due := w.take(30, nil); len(due) != 0 {
 		t.Fatalf("sweep at 30 returned %d streams; the deadline is 95", len(due))
 	}
-	if got := q.tick.Load(); got != 10 {
-		t.Fatalf("after the sweep the stream is under tick %d, want 10", got)
-	}
-	q.rdl.Store(41)
-	w.file(q, 41)
-	if got := q.tick.Load(); got != 5 {
-		t.Fatalf("an earlier deadline left the stream under tick %d, want 5", got)
-	}
+	tickIs(10, "the sweep at 30")
+	fileAt(q, 41)
+	tickIs(5, "an earlier deadline (41)")
 	if due := w.take(50, nil); len(due) != 1 || due[0] != q {
 		t.Fatalf("sweep at 50 returned %v, want the stream", due)
 	}
@@ -181,9 +184,7 @@ func TestDeadlineWheelConcurrent(t *testing.T) {
 		qs[i] = q
 		sessions.Go(func() {
 			for range 2000 {
-				d := time.Now().Add(time.Duration(rand.IntN(5000)) * time.Microsecond).UnixNano()
-				q.rdl.Store(d)
-				w.file(q, d)
+				fileAt(q, time.Now().Add(time.Duration(rand.IntN(5000))*time.Microsecond).UnixNano())
 			}
 			w.remove(q)
 		})

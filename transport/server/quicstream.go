@@ -166,11 +166,7 @@ type deadlineWheel struct {
 	mu    sync.Mutex
 	ticks map[int64][]*quicStream // owned by mu
 	next  int64                   // owned by mu: the first tick not yet taken
-	spare [][]*quicStream         // owned by mu: emptied lists, for reuse
 }
-
-// maxSpare bounds the wheel's free list of tick lists.
-const maxSpare = 64
 
 func newDeadlineWheel(width time.Duration, now time.Time) *deadlineWheel {
 	w := &deadlineWheel{width: max(int64(width), 1), ticks: make(map[int64][]*quicStream)}
@@ -210,10 +206,7 @@ func (w *deadlineWheel) file(q *quicStream, ns int64) {
 
 // put files q under tick tk. Called with mu held, q not filed.
 func (w *deadlineWheel) put(q *quicStream, tk int64) {
-	l, ok := w.ticks[tk]
-	if !ok && len(w.spare) > 0 {
-		l, w.spare = w.spare[len(w.spare)-1], w.spare[:len(w.spare)-1]
-	}
+	l := w.ticks[tk]
 	q.slot = len(l)
 	w.ticks[tk] = append(l, q)
 	q.tick.Store(tk)
@@ -231,17 +224,10 @@ func (w *deadlineWheel) unfile(q *quicStream) {
 	l[last] = nil
 	if last == 0 {
 		delete(w.ticks, tk)
-		w.recycle(l[:0])
 	} else {
 		w.ticks[tk] = l[:last]
 	}
 	q.tick.Store(0)
-}
-
-func (w *deadlineWheel) recycle(l []*quicStream) {
-	if len(w.spare) < maxSpare {
-		w.spare = append(w.spare, l)
-	}
 }
 
 // remove takes a closing stream out of the wheel for good, so that the
@@ -258,7 +244,9 @@ func (w *deadlineWheel) remove(q *quicStream) {
 // take appends the streams whose deadline is at or before now, taking
 // them out of the wheel, and files the others it finds under the tick of
 // their deadline as it is now (a stream without one is left unfiled: its
-// next deadline files it).
+// next deadline files it). It visits the filed ticks, as many as the
+// longest deadline spans (~720 for a 360 s idle timeout), not the
+// sessions.
 func (w *deadlineWheel) take(now int64, out []*quicStream) []*quicStream {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -266,40 +254,22 @@ func (w *deadlineWheel) take(now int64, out []*quicStream) []*quicStream {
 	if last < w.next {
 		return out
 	}
-	first := w.next
-	w.next = last + 1
-	if last-first >= int64(len(w.ticks)) {
-		// A long gap (a paused clock, a test's): visit the filed ticks
-		// instead of every tick in between.
-		for tk, l := range w.ticks {
-			if tk <= last {
-				out = w.takeTick(tk, l, now, out)
+	w.next = last + 1 // streams filed again below go after last
+	for tk, l := range w.ticks {
+		if tk > last {
+			continue
+		}
+		delete(w.ticks, tk)
+		for _, q := range l {
+			q.tick.Store(0) // before the load of rdl: see file
+			switch d := q.rdl.Load(); {
+			case d == 0:
+			case d <= now:
+				out = append(out, q)
+			default:
+				w.put(q, max(w.tickOf(d), w.next))
 			}
 		}
-		return out
 	}
-	for tk := first; tk <= last; tk++ {
-		if l, ok := w.ticks[tk]; ok {
-			out = w.takeTick(tk, l, now, out)
-		}
-	}
-	return out
-}
-
-// takeTick empties one tick's list (see take). Called with mu held.
-func (w *deadlineWheel) takeTick(tk int64, l []*quicStream, now int64, out []*quicStream) []*quicStream {
-	delete(w.ticks, tk)
-	for i, q := range l {
-		l[i] = nil
-		q.tick.Store(0) // before the load of rdl: see file
-		switch d := q.rdl.Load(); {
-		case d == 0:
-		case d <= now:
-			out = append(out, q)
-		default:
-			w.put(q, max(w.tickOf(d), w.next))
-		}
-	}
-	w.recycle(l[:0])
 	return out
 }
